@@ -1,0 +1,25 @@
+"""Exception types raised by microglia.
+
+Every error that a user can cause with a file, an option or a setting derives from
+`MicrogliaError`, so the command line can print its message without a traceback.
+"""
+
+
+class MicrogliaError(Exception):
+    """Base class of the errors that microglia raises for bad input or failed runs."""
+
+
+class DataError(MicrogliaError):
+    """A data file or array is missing, malformed, or fails its checksum."""
+
+
+class ConfigError(MicrogliaError):
+    """A configuration value is invalid."""
+
+
+class CheckpointError(MicrogliaError):
+    """A checkpoint or weights file cannot be read or does not fit the network."""
+
+
+class TrainingDivergedError(MicrogliaError):
+    """The loss or a weight became NaN or infinite during training."""
