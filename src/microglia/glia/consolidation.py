@@ -1,0 +1,105 @@
+"""Consolidation: during sleep, glia turn the accumulated tags `A` into weight changes.
+
+Rules, for a weight w with tag a (the bias is treated as a weight with constant input):
+
+- `sgd`:   w -= lr * a
+- `adam`:  Adam (Kingma and Ba, 2015) with `a` as the gradient
+- `sign`:  w -= lr * sign(a)          (signSGD; a zero tag leaves w unchanged)
+- `rprop`: w -= step * sign(a), with a per-weight step that grows x1.2 while sign(a) repeats
+           and shrinks x0.5 when it flips (clipped to [lr / 1000, 50 * lr]); after a flip the
+           weight waits one sleep (the iRprop- variant of `torch.optim.Rprop`).
+
+Pruned synapses (mask 0) receive a zero tag and are set back to exactly 0 after every step,
+so no rule can revive them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import torch
+
+from microglia.glia.tags import GlialTags
+from microglia.network import SpikingMLP
+
+RPROP_ETAS = (0.5, 1.2)
+RPROP_STEP_RANGE = (1e-3, 50.0)
+"""Bounds of the rprop step, as multiples of the learning rate (its initial step)."""
+
+
+class ConsolidationRule(str, enum.Enum):
+    """How tags become weight changes."""
+
+    SGD = "sgd"
+    ADAM = "adam"
+    SIGN = "sign"
+    RPROP = "rprop"
+
+
+class SignSGD(torch.optim.Optimizer):
+    """Move each parameter by exactly `lr` against the sign of its gradient."""
+
+    def __init__(self, params, lr: float):
+        if lr <= 0.0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is not None:
+                    parameter.add_(torch.sign(parameter.grad), alpha=-group["lr"])
+
+
+def make_optimizer(rule: ConsolidationRule | str, parameters, lr: float) -> torch.optim.Optimizer:
+    """Build the `torch.optim` optimizer that applies a consolidation rule."""
+    rule = ConsolidationRule(rule)
+    if rule is ConsolidationRule.SGD:
+        return torch.optim.SGD(parameters, lr=lr)
+    if rule is ConsolidationRule.ADAM:
+        return torch.optim.Adam(parameters, lr=lr)
+    if rule is ConsolidationRule.SIGN:
+        return SignSGD(parameters, lr=lr)
+    low, high = RPROP_STEP_RANGE
+    return torch.optim.Rprop(parameters, lr=lr, etas=RPROP_ETAS, step_sizes=(low * lr, high * lr))
+
+
+class Consolidator:
+    """Apply tags to a network's weights with one consolidation rule, and count weight writes.
+
+    Args:
+        network: the network to change.
+        rule: the consolidation rule.
+        lr: learning rate (the initial step for `rprop`).
+    """
+
+    def __init__(self, network: SpikingMLP, rule: ConsolidationRule | str, lr: float):
+        self.network = network
+        self.rule = ConsolidationRule(rule)
+        self.layers = network.synaptic_layers
+        parameters = [p for layer in self.layers for p in (layer.weight, layer.bias)]
+        self.optimizer = make_optimizer(self.rule, parameters, lr)
+
+    @torch.no_grad()
+    def consolidate(self, tags: GlialTags) -> int:
+        """Apply the tags, re-apply the synapse masks, clear the tags; return the weight writes.
+
+        A write is one weight or bias whose value changed.
+        """
+        before = []
+        for layer, weight_tag, bias_tag in zip(self.layers, tags.weight, tags.bias):
+            layer.weight.grad = weight_tag * layer.mask
+            layer.bias.grad = bias_tag.clone()
+            before.append((layer.weight.clone(), layer.bias.clone()))
+
+        self.optimizer.step()
+
+        writes = 0
+        for layer, (old_weight, old_bias) in zip(self.layers, before):
+            layer.weight.mul_(layer.mask)
+            writes += int((layer.weight != old_weight).sum()) + int((layer.bias != old_bias).sum())
+            layer.weight.grad = None
+            layer.bias.grad = None
+        tags.clear()
+        return writes
