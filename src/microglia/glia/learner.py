@@ -95,7 +95,7 @@ class GlialLearner:
         # state carried from chunk to chunk
         states = [layer.initial_state(batch_size) for layer in hidden]
         u = torch.zeros(batch_size, n_classes, dtype=x.dtype)
-        traces = [None] * len(alphas)
+        last_traces = [None] * len(alphas)
         onehot = F.one_hot(labels, n_classes).to(x.dtype)
         loss_sum = torch.zeros((), dtype=x.dtype)
         logit_sum = torch.zeros(batch_size, n_classes, dtype=x.dtype)
@@ -114,8 +114,8 @@ class GlialLearner:
                     pre_traces.append(None)
                 else:
                     currents = F.linear(activity, weights[l], layer.bias)
-                    traces[l] = filter_traces(activity, alphas[l], traces[l])
-                    pre_traces.append(traces[l])
+                    pre_traces.append(filter_traces(activity, alphas[l], last_traces[l]))
+                    last_traces[l] = pre_traces[-1][-1]
 
                 potentials, spikes = [], []
                 for current in currents:
@@ -133,7 +133,8 @@ class GlialLearner:
             for current in currents:
                 u = readout_step(current, u, readout.kappa)
                 potentials.append(u)
-            traces[-1] = filter_traces(activity, alphas[-1], traces[-1])
+            readout_trace = filter_traces(activity, alphas[-1], last_traces[-1])
+            last_traces[-1] = readout_trace[-1]
             if not learns:
                 continue
 
@@ -147,7 +148,7 @@ class GlialLearner:
             # learning signals, and their products with the traces into the tags
             signals = self.feedback.learning_signals(error, psis, feedback_matrices)
             chunk_coefficients = [c[start:stop].view(-1, 1, 1) for c in coefficients]
-            _accumulate(tags, -1, error, traces[-1], chunk_coefficients[-1])
+            _accumulate(tags, -1, error, readout_trace, chunk_coefficients[-1])
             for l in range(len(hidden)):
                 local_signal = signals[l] * psis[l]
                 if pre_traces[l] is None:

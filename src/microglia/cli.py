@@ -1,0 +1,150 @@
+"""The `microglia` command line. Its options are built from `TrainConfig`, the one configuration surface."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import typing
+
+from microglia.errors import MicrogliaError
+
+logger = logging.getLogger("microglia")
+
+OPTION_HELP = {
+    "dataset": "data set: digits (ships with scikit-learn), mnist or fashion-mnist",
+    "data_dir": "folder that holds <dataset>/<IDX .gz files>; default: the MICROGLIA_DATA environment variable",
+    "download": "download missing MNIST or Fashion-MNIST files into --data-dir",
+    "validation_fraction": "fraction of the training data held out for validation and model selection",
+    "hidden": "hidden layer widths, comma-separated, e.g. 500,500",
+    "steps": "time steps per sample (T)",
+    "burn_in": "steps at the start of each sample without error or loss (default: steps // 4)",
+    "encoding": "input encoding: direct (constant current), rate (Bernoulli spikes) or latency",
+    "beta": "membrane decay factor per step of hidden neurons, in (0, 1]",
+    "kappa": "decay factor per step of the readout, in (0, 1]",
+    "threshold": "initial firing threshold of hidden neurons",
+    "reset": "reset after a spike: subtract or zero",
+    "surrogate": "pseudo-derivative shape: triangle or fast_sigmoid",
+    "gamma": "height of the pseudo-derivative (dampening factor)",
+    "init_scale": "hidden weights start uniform in +-init_scale / sqrt(fan_in)",
+    "rule": "learning rule: glia (forward-only glial learning) or bptt (surrogate-gradient BPTT)",
+    "feedback": "glial feedback pathway: exact, sign, random or direct",
+    "consolidation": "how sleep applies the accumulated tags: sgd, adam, sign or rprop",
+    "lr": "learning rate (initial step size for rprop)",
+    "schedule": "learning-rate schedule: cosine (decays to 0 over the run) or constant",
+    "sleep_interval": "wake minibatches between two sleeps (K; 1 is online learning)",
+    "chunk_steps": "time steps processed together by the glial learner (memory grows with it, not with --steps)",
+    "batch_size": "samples per minibatch",
+    "epochs": "passes over the training data",
+    "patience": "stop after this many epochs without a better validation accuracy (0: never)",
+    "seed": "random seed for weights, data order, validation split and spike encoding",
+    "threads": "torch CPU threads (0: torch's default)",
+    "out": "run directory to write (default: runs/<dataset>-<rule>-<time>)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser; every `TrainConfig` field becomes a `train` option."""
+    from microglia.training.config import TrainConfig
+
+    parser = argparse.ArgumentParser(
+        prog="microglia",
+        description="Train spiking neural networks with glial learning instead of back-propagation.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a network and write a run directory")
+    train.add_argument("--config", metavar="FILE", help="TOML file of settings; options given here override it")
+    train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "extra":
+            continue
+        option = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"{OPTION_HELP[f.name]} (default: {_show_default(default)})"
+        if f.name == "download":
+            train.add_argument(option, action="store_true", default=None, help=OPTION_HELP[f.name])
+            continue
+        train.add_argument(
+            option, type=_option_type(f.name, hints[f.name]), default=None, metavar=f.name.upper(), help=help_text
+        )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "train":
+            return _train(args)
+    except MicrogliaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from microglia.training import Trainer, TrainConfig
+
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if value is not None and key not in ("command", "config", "quiet")
+    }
+    if args.config:
+        config = TrainConfig.from_toml(args.config, **overrides)
+    else:
+        config = TrainConfig.from_dict(overrides)
+
+    with logging_redirect_tqdm():
+        result = Trainer(config, progress=not args.quiet).run()
+
+    test = result.test
+    print(
+        f"test accuracy {test.accuracy:.4f} ({round(test.accuracy * test.samples)}/{test.samples}) "
+        f"best epoch {result.best_epoch}, run directory {result.run_dir}"
+    )
+    return 0
+
+
+def _option_type(name: str, annotation) -> typing.Callable[[str], object]:
+    if name == "hidden":
+        return _parse_widths
+    args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    base = args[0] if args else annotation
+    if base in (int, float):
+        return base
+    return str
+
+
+def _parse_widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 500,500, got {text!r}") from None
+    return widths
+
+
+def _show_default(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(getattr(value, "value", value))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
