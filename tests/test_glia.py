@@ -167,7 +167,8 @@ def test_layered_learning_signals_follow_dense_feedback():
     psis = [torch.rand(4, 2, 7), torch.rand(4, 2, 6)]
     signals = pathway.learning_signals(error, psis)
     f_second, f_readout = pathway.matrices()
-    assert f_readout.shape == (3, 6) and f_second.shape == (6, 7)
+    assert f_readout.shape == (3, 6)
+    assert f_second.shape == (6, 7)
     torch.testing.assert_close(signals[1], error @ f_readout)
     torch.testing.assert_close(signals[0], (signals[1] * psis[1]) @ f_second)
 

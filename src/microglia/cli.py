@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         option = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{OPTION_HELP[f.name]} (default: {_show_default(default)})"
+        help_text = OPTION_HELP[f.name]
+        if default is not None:
+            help_text += f" (default: {_show_default(default)})"
         if f.name == "download":
             train.add_argument(option, action="store_true", default=None, help=OPTION_HELP[f.name])
             continue

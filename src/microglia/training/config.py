@@ -51,7 +51,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
 
     # network
-    hidden: tuple[int, ...] = (200,)
+    hidden: tuple[int, ...] = (500,)
     steps: int = 10
     burn_in: int | None = None
     """Steps without error or loss at the start of each sample; None means steps // 4."""
