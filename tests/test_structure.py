@@ -270,7 +270,9 @@ def firing_rate(network, x):
     return float(network.simulate(x).spikes[0].mean())
 
 
-@pytest.mark.parametrize("low, high", [(0.0, 0.02), (0.5, 1.0)], ids=["silent", "saturated"])
+@pytest.mark.parametrize(
+    "low, high", [(0.0, 0.02), (-0.1, 0.0), (0.5, 1.0)], ids=["silent", "negative-input", "saturated"]
+)
 def test_homeostasis_moves_rate_to_target(low, high):
     network = SpikingMLP([10, 20, 5], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -293,6 +295,7 @@ def test_homeostasis_moves_rate_to_target(low, high):
     if start == 0.0:
         assert end > start
         assert float(network.hidden[0].threshold.max()) < 1.0
+        assert float(network.hidden[0].bias.detach().min()) > 0.0
     else:
         assert end < start
         assert float(network.hidden[0].threshold.min()) > 1.0
@@ -304,6 +307,8 @@ def test_homeostasis_threshold_clipped():
     homeostasis.record([torch.zeros(3)], 10)
     homeostasis.update()
     assert network.hidden[0].threshold.tolist() == pytest.approx([0.05, 0.05, 0.05])
+    # the bias moves by eta * theta * (r* - r) with the threshold before the update
+    assert network.hidden[0].bias.tolist() == pytest.approx([50.0, 50.0, 50.0])
     assert homeostasis.neuron_steps == 0
 
 

@@ -1,14 +1,17 @@
-"""Homeostasis: during sleep, glia move each hidden neuron's threshold toward a target firing rate.
+"""Homeostasis: during sleep, glia move each hidden neuron's excitability toward a target firing rate.
 
-For neuron j with threshold theta_j and firing rate r_j (spikes per step, measured over the
-wake batches since the last sleep), one sleep applies
+For neuron j with threshold theta_j, bias b_j and firing rate r_j (spikes per step, measured
+over the wake batches since the last sleep), one sleep applies
 
+    b_j     <- b_j - eta * theta_j * (r_j - r_target)
     theta_j <- clip(theta_j * exp(eta * (r_j - r_target)), theta_0 * THRESHOLD_RANGE)
 
-A neuron that fires more than the target raises its threshold and fires less, a silent one
-lowers it until its input reaches it. The update is multiplicative, so thresholds stay
-positive, and the clip keeps them within a fixed factor of their initial value theta_0:
-a threshold near 0 would make the pseudo-derivative `gamma / theta` explode.
+A neuron that fires more than the target raises its threshold and lowers its bias, so it
+fires less. A silent one does the opposite until its input reaches the threshold. The
+threshold update is multiplicative, so thresholds stay positive, and the clip keeps them
+within a fixed factor of their initial value theta_0, because a threshold near 0 would make
+the pseudo-derivative `gamma / theta` explode. The bias term revives neurons whose synaptic
+input is negative, which no positive threshold can make fire.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class Homeostasis:
     """Rate statistics of the hidden neurons and the threshold update that uses them.
 
     Args:
-        network: the network whose hidden layers' `threshold` buffers change.
+        network: the network whose hidden layers' `threshold` buffers and biases change.
         target_rate: r_target, spikes per neuron and step, in (0, 1).
         rate: eta, the gain of one update (per unit of rate error).
     """
@@ -55,12 +58,14 @@ class Homeostasis:
 
     @torch.no_grad()
     def update(self) -> None:
-        """Move every threshold toward the target rate, then clear the rate statistics."""
+        """Move every bias and threshold toward the target rate, then clear the rate statistics."""
         if self.neuron_steps == 0:
             return
         low, high = THRESHOLD_RANGE
         for layer, rates, initial in zip(self.network.hidden, self.rates(), self.initial_thresholds):
-            factor = torch.exp(self.rate * (rates - self.target_rate))
+            error = rates - self.target_rate
+            layer.bias.sub_(self.rate * layer.threshold * error)
+            factor = torch.exp(self.rate * error)
             layer.threshold.copy_(torch.clamp(layer.threshold * factor, initial * low, initial * high))
         self.clear()
 
