@@ -89,7 +89,11 @@ def test_density_schedule_length():
     assert schedule.decay_steps == 15
     assert schedule.initial == 0.9
     assert schedule.final == 0.1
+    assert schedule.exchange_steps == 0
     assert density_schedule(TrainConfig(density=0.3), 100).is_constant
+
+    decaying = density_schedule(config.replace(prune_schedule="cosine"), batches_per_epoch=100)
+    assert decaying.exchange_steps == 20
 
 
 def test_constant_density_starts_sparse(tmp_path, digits):
@@ -142,6 +146,7 @@ def test_cli_exposes_structure_options():
         ({"territory_size": 0}, "territory_size: expected an integer >= 1, got 0"),
         ({"structure_interval": 0}, "structure_interval: expected an integer >= 1, got 0"),
         ({"regrowth": "magic"}, "regrowth: expected one of guided, random, got 'magic'"),
+        ({"prune_schedule": "linear"}, "prune_schedule: expected one of constant, cosine, got 'linear'"),
         ({"target_rate": 1.0}, "target_rate: expected a rate below 1.0 (0 turns homeostasis off), got 1.0"),
         ({"target_rate": -0.1}, "target_rate: expected a number in [0.0, 1.0], got -0.1"),
         ({"homeostasis_rate": 0.0}, "homeostasis_rate: expected a finite number > 0, got 0.0"),

@@ -106,11 +106,24 @@ def test_density_schedule_values():
     assert not cosine.is_dense
 
 
+def test_exchange_scale_values():
+    constant = DensitySchedule(final=0.1, initial=1.0, decay_steps=10)
+    assert [constant.exchange_scale(step) for step in (0, 7, 50)] == [1.0, 1.0, 1.0]
+
+    cosine = DensitySchedule(final=0.1, initial=1.0, decay_steps=10, exchange_steps=20)
+    assert cosine.exchange_scale(0) == pytest.approx(1.0)
+    assert cosine.exchange_scale(10) == pytest.approx(0.5)
+    assert cosine.exchange_scale(20) == pytest.approx(0.0)
+    assert cosine.exchange_scale(30) == pytest.approx(0.0)
+
+
 def test_density_schedule_rejects_invalid():
     with pytest.raises(ValueError, match="final density must be in"):
         DensitySchedule(final=0.0)
     with pytest.raises(ValueError, match="decay_steps must be >= 1, got 0"):
         DensitySchedule(final=0.5, initial=1.0, decay_steps=0)
+    with pytest.raises(ValueError, match="exchange_steps must be >= 0, got -1"):
+        DensitySchedule(final=0.5, initial=1.0, exchange_steps=-1)
 
 
 def hand_made_structure(regrowth):

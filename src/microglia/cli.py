@@ -40,6 +40,8 @@ OPTION_HELP = {
     "a cosine schedule moves from it to --density (default: equal to --density)",
     "density_decay": "fraction of the run over which the cosine density schedule reaches --density",
     "prune_fraction": "fraction of each territory's present synapses pruned and regrown at every structural step",
+    "prune_schedule": "constant (every structural step exchanges --prune-fraction) "
+    "or cosine (the exchanged fraction decays to 0 over the run)",
     "regrowth": "where new synapses grow: guided (largest accumulated tag of absent synapses) or random",
     "territory_size": "postsynaptic neurons per glial territory (each territory keeps its own synapse budget)",
     "structure_interval": "sleeps between two structural steps (prune and grow)",

@@ -1,4 +1,4 @@
-"""Density schedule: the fraction of possible synapses that each structural step keeps."""
+"""Density schedule: the fraction of possible synapses that each structural step keeps, and how many it exchanges."""
 
 from __future__ import annotations
 
@@ -15,15 +15,21 @@ class DensitySchedule:
 
         d(s) = final + (initial - final) * (1 + cos(pi * min(s, decay_steps) / decay_steps)) / 2
 
+    The fraction of synapses exchanged per step (pruned and regrown at the same density) is
+    the prune fraction times `exchange_scale(s)`: 1 at every step when `exchange_steps` is 0,
+    else a half cosine from 1 at step 0 to 0 at step `exchange_steps`.
+
     Args:
         final: density at the end of the schedule, in (0, 1].
         initial: density at the start, in (0, 1].
         decay_steps: structural steps from `initial` to `final`, >= 1.
+        exchange_steps: structural steps over which the exchange decays to 0; 0 keeps it constant.
     """
 
     final: float = 1.0
     initial: float = 1.0
     decay_steps: int = 1
+    exchange_steps: int = 0
 
     def __post_init__(self) -> None:
         for name in ("final", "initial"):
@@ -32,6 +38,8 @@ class DensitySchedule:
                 raise ValueError(f"{name} density must be in (0, 1], got {value}")
         if self.decay_steps < 1:
             raise ValueError(f"decay_steps must be >= 1, got {self.decay_steps}")
+        if self.exchange_steps < 0:
+            raise ValueError(f"exchange_steps must be >= 0, got {self.exchange_steps}")
 
     @property
     def is_constant(self) -> bool:
@@ -48,3 +56,10 @@ class DensitySchedule:
             return self.final
         progress = min(max(step, 0), self.decay_steps) / self.decay_steps
         return self.final + (self.initial - self.final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def exchange_scale(self, step: int) -> float:
+        """Return the factor of the prune fraction at structural step `step`."""
+        if self.exchange_steps == 0:
+            return 1.0
+        progress = min(max(step, 0), self.exchange_steps) / self.exchange_steps
+        return 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -54,7 +54,8 @@ class StructuralPlasticity:
         network: the network whose masks and weights change.
         consolidator: its optimizer state is reset for every pruned or grown synapse.
         schedule: the density after each structural step.
-        prune_fraction: fraction of each territory's present synapses exchanged per step, in [0, 1].
+        prune_fraction: fraction of each territory's present synapses exchanged per step, in [0, 1],
+            scaled by the schedule's `exchange_scale`.
         regrowth: where new synapses grow.
         territory_size: postsynaptic neurons per territory.
         generator: seeds the draws of this object (initial masks, random growth).
@@ -147,7 +148,8 @@ class StructuralPlasticity:
         weight = layer.weight.data[territory]
         present = int(mask.sum())
         target = target_synapse_count(mask.numel(), density)
-        n_pruned, n_grown = plan_changes(present, mask.numel(), target, self.prune_fraction)
+        exchange_fraction = self.prune_fraction * self.schedule.exchange_scale(self.steps_done)
+        n_pruned, n_grown = plan_changes(present, mask.numel(), target, exchange_fraction)
 
         # choose both sets before changing anything: growth picks among synapses absent now
         candidates = mask == 0

@@ -81,6 +81,8 @@ class TrainConfig:
     density_decay: float = 0.75
     """Fraction of the run over which the cosine schedule moves from `initial_density` to `density`."""
     prune_fraction: float = 0.1
+    prune_schedule: Schedule = Schedule.CONSTANT
+    """`cosine` decays the exchanged fraction from `prune_fraction` to 0 over the run."""
     regrowth: Regrowth = Regrowth.GUIDED
     territory_size: int = 50
     structure_interval: int = 100
@@ -218,6 +220,7 @@ _ENUM_TYPES = {
     "consolidation": ConsolidationRule,
     "schedule": Schedule,
     "regrowth": Regrowth,
+    "prune_schedule": Schedule,
 }
 
 

@@ -85,12 +85,15 @@ def density_schedule(config: TrainConfig, batches_per_epoch: int) -> DensitySche
     """Return the density schedule of a run, its decay counted in structural steps.
 
     The run has `epochs * batches_per_epoch / sleep_interval` sleeps and a structural step
-    every `structure_interval` of them; the cosine takes the first `density_decay` of those steps.
+    every `structure_interval` of them. The density cosine takes the first `density_decay` of
+    those steps, and a cosine `prune_schedule` decays the exchange over all of them.
     """
     initial = config.density if config.initial_density is None else config.initial_density
     sleeps = config.epochs * batches_per_epoch // config.sleep_interval
-    decay_steps = max(1, math.floor(config.density_decay * sleeps / config.structure_interval))
-    return DensitySchedule(final=config.density, initial=initial, decay_steps=decay_steps)
+    steps = sleeps // config.structure_interval
+    decay_steps = max(1, math.floor(config.density_decay * steps))
+    exchange_steps = max(1, steps) if config.prune_schedule is Schedule.COSINE else 0
+    return DensitySchedule(final=config.density, initial=initial, decay_steps=decay_steps, exchange_steps=exchange_steps)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
