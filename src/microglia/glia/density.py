@@ -16,8 +16,9 @@ class DensitySchedule:
         d(s) = final + (initial - final) * (1 + cos(pi * min(s, decay_steps) / decay_steps)) / 2
 
     The fraction of synapses exchanged per step (pruned and regrown at the same density) is
-    the prune fraction times `exchange_scale(s)`: 1 at every step when `exchange_steps` is 0,
-    else a half cosine from 1 at step 0 to 0 at step `exchange_steps`.
+    the prune fraction times `exchange_scale(s)`. That factor is 1 at every step when
+    `exchange_steps` is 0. Otherwise it follows a half cosine from 1 at step 0 to 0 at step
+    `exchange_steps`.
 
     Args:
         final: density at the end of the schedule, in (0, 1].

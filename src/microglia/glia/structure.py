@@ -12,8 +12,8 @@ structural step. The learner computes tags for absent synapses as well, because 
 signal `sum_t g_t psi_t xbar_t` exists for every pair of neurons, so the score shows where
 a synapse would have been changed, and how consistently, had it existed.
 
-Counts per territory come from `territories.plan_changes`; after a step each territory holds
-`round(d * capacity)` synapses, with d the scheduled density.
+Counts per territory come from `territories.plan_changes`. After a step each territory has
+`round(d * capacity)` synapses (at least one), with d the scheduled density.
 """
 
 from __future__ import annotations
