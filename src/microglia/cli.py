@@ -46,7 +46,8 @@ OPTION_HELP = {
     "territory_size": "postsynaptic neurons per glial territory (each territory keeps its own synapse budget)",
     "structure_interval": "sleeps between two structural steps (prune and grow)",
     "target_rate": "homeostatic target firing rate of hidden neurons, in spikes per step (0: homeostasis off)",
-    "homeostasis_rate": "gain of the threshold update per sleep: theta *= exp(rate * (firing rate - target))",
+    "homeostasis_rate": "gain of the homeostatic update per sleep: theta *= exp(rate * (firing rate - target)), "
+    "bias -= rate * theta * (firing rate - target)",
     "batch_size": "samples per minibatch",
     "epochs": "passes over the training data",
     "patience": "stop after this many epochs without a better validation accuracy (0: never)",

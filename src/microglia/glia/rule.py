@@ -1,8 +1,8 @@
 """The glial learning rule: wake minibatches accumulate tags, and every K of them a sleep.
 
 A sleep runs three phases in order. It consolidates the tags into the weights, moves the
-thresholds toward a target rate (when one is set), and every `structure_interval` sleeps it
-prunes and grows synapses (when the density schedule is not dense).
+thresholds and biases toward a target rate (when one is set), and every `structure_interval`
+sleeps it prunes and grows synapses (when the density schedule is not dense).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class GlialRule:
         structure_interval: sleeps between two structural steps.
         target_rate: firing rate (spikes per step) that homeostasis keeps each hidden neuron at;
             0 turns homeostasis off.
-        homeostasis_rate: gain of the threshold update per sleep.
+        homeostasis_rate: gain of the threshold and bias update per sleep.
     """
 
     def __init__(
@@ -128,7 +128,7 @@ class GlialRule:
         return list(self.structure.grown) if self.structure else [0] * len(self.network.synaptic_layers)
 
     def sleep(self) -> int:
-        """Consolidate, adapt thresholds, and prune and grow when due; return the number of weight writes.
+        """Consolidate, adapt thresholds and biases, and prune and grow when due; return the weight writes.
 
         Pruned and grown synapses are not counted as writes: they are structural changes,
         reported by `pruned` and `grown`.
