@@ -35,6 +35,19 @@ OPTION_HELP = {
     "schedule": "learning-rate schedule: cosine (decays to 0 over the run) or constant",
     "sleep_interval": "wake minibatches between two sleeps (K; 1 is online learning)",
     "chunk_steps": "time steps processed together by the glial learner (memory grows with it, not with --steps)",
+    "density": "fraction of possible synapses present at the end of training, per layer and territory (1.0: dense)",
+    "initial_density": "fraction of synapses present at the start; when it differs from --density, "
+    "a cosine schedule moves from it to --density (default: equal to --density)",
+    "density_decay": "fraction of the run over which the cosine density schedule reaches --density",
+    "prune_fraction": "fraction of each territory's present synapses pruned and regrown at every structural step",
+    "prune_schedule": "constant (every structural step exchanges --prune-fraction) "
+    "or cosine (the exchanged fraction decays to 0 over the run)",
+    "regrowth": "where new synapses grow: guided (largest accumulated tag of absent synapses) or random",
+    "territory_size": "postsynaptic neurons per glial territory (each territory keeps its own synapse budget)",
+    "structure_interval": "sleeps between two structural steps (prune and grow)",
+    "target_rate": "homeostatic target firing rate of hidden neurons, in spikes per step (0: homeostasis off)",
+    "homeostasis_rate": "gain of the homeostatic update per sleep: theta *= exp(rate * (firing rate - target)), "
+    "bias -= rate * theta * (firing rate - target)",
     "batch_size": "samples per minibatch",
     "epochs": "passes over the training data",
     "patience": "stop after this many epochs without a better validation accuracy (0: never)",

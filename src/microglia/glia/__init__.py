@@ -1,9 +1,12 @@
-"""The glial learning pathway: traces, feedback, tags, consolidation and the wake/sleep rule."""
+"""The glial learning pathway: traces, feedback, tags, consolidation, structure, homeostasis and the wake/sleep rule."""
 
 from microglia.glia.consolidation import ConsolidationRule, Consolidator, SignSGD, make_optimizer
+from microglia.glia.density import DensitySchedule
 from microglia.glia.feedback import FeedbackKind, FeedbackPathway
+from microglia.glia.homeostasis import Homeostasis
 from microglia.glia.learner import GlialLearner, WakeResult
 from microglia.glia.rule import BatchResult, GlialRule
+from microglia.glia.structure import Regrowth, StructuralPlasticity
 from microglia.glia.tags import GlialTags
 from microglia.glia.traces import constant_input_coefficients, decay_matrix, filter_traces
 
@@ -11,12 +14,16 @@ __all__ = [
     "BatchResult",
     "ConsolidationRule",
     "Consolidator",
+    "DensitySchedule",
     "FeedbackKind",
     "FeedbackPathway",
     "GlialLearner",
     "GlialRule",
     "GlialTags",
+    "Homeostasis",
+    "Regrowth",
     "SignSGD",
+    "StructuralPlasticity",
     "WakeResult",
     "constant_input_coefficients",
     "decay_matrix",

@@ -10,7 +10,8 @@ Rules, for a weight w with tag a (the bias is treated as a weight with constant 
            weight waits one sleep (the iRprop- variant of `torch.optim.Rprop`).
 
 Pruned synapses (mask 0) receive a zero tag and are set back to exactly 0 after every step,
-so no rule can revive them.
+so no rule can revive them, not even through Adam's momentum. Structural changes reset the
+per-synapse optimizer state of every synapse they prune or grow (`reset_synapse_state`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Consolidator:
     def __init__(self, network: SpikingMLP, rule: ConsolidationRule | str, lr: float):
         self.network = network
         self.rule = ConsolidationRule(rule)
+        self.lr = lr
         self.layers = network.synaptic_layers
         parameters = [p for layer in self.layers for p in (layer.weight, layer.bias)]
         self.optimizer = make_optimizer(self.rule, parameters, lr)
@@ -103,3 +105,21 @@ class Consolidator:
             layer.bias.grad = None
         tags.clear()
         return writes
+
+    @torch.no_grad()
+    def reset_synapse_state(self, layer_index: int, changed: torch.Tensor) -> None:
+        """Return the optimizer state of some synapses to the state of a fresh optimizer.
+
+        Adam's moments, the rprop sign memory and any momentum become 0, and the rprop step
+        becomes the initial learning rate. The step counters are shared by the whole tensor
+        and stay as they are, so Adam's bias correction treats a new synapse like an old one.
+
+        Args:
+            layer_index: index into `network.synaptic_layers`.
+            changed: `[post, pre]`, True for the synapses to reset.
+        """
+        state = self.optimizer.state.get(self.layers[layer_index].weight, {})
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor) or value.shape != changed.shape:
+                continue
+            value[changed] = self.lr if key == "step_size" else 0.0

@@ -40,6 +40,8 @@ class WakeResult:
     """Samples whose prediction matched the label."""
     spikes_per_layer: list[float]
     """Total spikes of each hidden layer over the batch and all steps."""
+    neuron_spikes: list[torch.Tensor]
+    """Spikes of each hidden neuron over the batch and all steps, `[N_l]` per hidden layer."""
 
 
 class GlialLearner:
@@ -99,7 +101,7 @@ class GlialLearner:
         onehot = F.one_hot(labels, n_classes).to(x.dtype)
         loss_sum = torch.zeros((), dtype=x.dtype)
         logit_sum = torch.zeros(batch_size, n_classes, dtype=x.dtype)
-        spike_counts = torch.zeros(len(hidden), dtype=x.dtype)
+        neuron_spikes = [torch.zeros(layer.out_features, dtype=x.dtype) for layer in hidden]
 
         for start in range(0, steps, self.chunk_steps):
             stop = min(steps, start + self.chunk_steps)
@@ -123,7 +125,7 @@ class GlialLearner:
                     potentials.append(states[l].v)
                     spikes.append(states[l].spikes)
                 activity = torch.stack(spikes)
-                spike_counts[l] += activity.sum()
+                neuron_spikes[l] += activity.sum(dim=(0, 1))
                 if learns:
                     psis.append(pseudo_derivative(torch.stack(potentials), layer.threshold, layer.gamma, layer.surrogate))
 
@@ -165,7 +167,8 @@ class GlialLearner:
         return WakeResult(
             loss=float(loss_sum) / (batch_size * scored_steps),
             correct=int((predictions == labels).sum()),
-            spikes_per_layer=spike_counts.tolist(),
+            spikes_per_layer=[float(counts.sum()) for counts in neuron_spikes],
+            neuron_spikes=neuron_spikes,
         )
 
 

@@ -14,7 +14,7 @@ import tomli_w
 
 from microglia.encoding import Encoding
 from microglia.errors import ConfigError
-from microglia.glia import ConsolidationRule, FeedbackKind
+from microglia.glia import ConsolidationRule, FeedbackKind, Regrowth
 from microglia.neurons import Reset, Surrogate
 
 if sys.version_info >= (3, 11):
@@ -73,6 +73,24 @@ class TrainConfig:
     sleep_interval: int = 1
     chunk_steps: int = 10
 
+    # structural plasticity and homeostasis (glia rule only)
+    density: float = 1.0
+    """Fraction of possible synapses present at the end of training; 1.0 keeps the network dense."""
+    initial_density: float | None = None
+    """Density at the start; None means `density`. When they differ, a cosine schedule joins them."""
+    density_decay: float = 0.75
+    """Fraction of the run over which the cosine schedule moves from `initial_density` to `density`."""
+    prune_fraction: float = 0.1
+    prune_schedule: Schedule = Schedule.CONSTANT
+    """`cosine` decays the exchanged fraction from `prune_fraction` to 0 over the run."""
+    regrowth: Regrowth = Regrowth.GUIDED
+    territory_size: int = 50
+    structure_interval: int = 100
+    """Sleeps between two structural steps."""
+    target_rate: float = 0.0
+    """Homeostatic target firing rate in spikes per step; 0 turns homeostasis off."""
+    homeostasis_rate: float = 0.1
+
     # run
     batch_size: int = 32
     epochs: int = 30
@@ -110,6 +128,7 @@ class TrainConfig:
         _check_positive("lr", self.lr)
         _check_int("sleep_interval", self.sleep_interval, 1)
         _check_int("chunk_steps", self.chunk_steps, 1)
+        self._validate_structure()
         _check_int("batch_size", self.batch_size, 1)
         _check_int("epochs", self.epochs, 1)
         _check_int("patience", self.patience, 0)
@@ -117,6 +136,28 @@ class TrainConfig:
         _check_int("threads", self.threads, 0)
         if self.extra:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(self.extra))}")
+
+    def _validate_structure(self) -> None:
+        _check_range("density", self.density, 0.0, 1.0, low_open=True)
+        if self.initial_density is not None:
+            _check_range("initial_density", self.initial_density, 0.0, 1.0, low_open=True)
+        _check_range("density_decay", self.density_decay, 0.0, 1.0, low_open=True)
+        _check_range("prune_fraction", self.prune_fraction, 0.0, 1.0)
+        _check_int("territory_size", self.territory_size, 1)
+        _check_int("structure_interval", self.structure_interval, 1)
+        _check_range("target_rate", self.target_rate, 0.0, 1.0)
+        if self.target_rate == 1.0:
+            raise ConfigError("target_rate: expected a rate below 1.0 (0 turns homeostasis off), got 1.0")
+        _check_positive("homeostasis_rate", self.homeostasis_rate)
+        if self.rule is LearningRule.BPTT:
+            sparse = self.density < 1.0 or (self.initial_density is not None and self.initial_density < 1.0)
+            if sparse:
+                raise ConfigError(
+                    "density: pruning and growth are part of the glia rule; "
+                    "expected density 1.0 and no initial_density with rule bptt"
+                )
+            if self.target_rate > 0.0:
+                raise ConfigError("target_rate: homeostasis is part of the glia rule; expected 0 with rule bptt")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as plain TOML-compatible values (None values left out)."""
@@ -178,6 +219,8 @@ _ENUM_TYPES = {
     "feedback": FeedbackKind,
     "consolidation": ConsolidationRule,
     "schedule": Schedule,
+    "regrowth": Regrowth,
+    "prune_schedule": Schedule,
 }
 
 

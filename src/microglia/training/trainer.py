@@ -18,7 +18,7 @@ from microglia.baselines import BPTTRule
 from microglia.data import Dataset, load_dataset
 from microglia.encoding import make_encoder
 from microglia.errors import ConfigError, TrainingDivergedError
-from microglia.glia import GlialRule
+from microglia.glia import DensitySchedule, GlialRule
 from microglia.network import SpikingMLP
 from microglia.training.config import LearningRule, Schedule, TrainConfig
 from microglia.training.evaluate import Evaluation, evaluate
@@ -55,8 +55,11 @@ def build_network(config: TrainConfig, n_features: int, n_classes: int, generato
     )
 
 
-def build_rule(config: TrainConfig, network: SpikingMLP, generator: torch.Generator):
-    """Build the learning rule that `config` names; it exposes `train_batch` and `optimizer`."""
+def build_rule(config: TrainConfig, network: SpikingMLP, generator: torch.Generator, *, batches_per_epoch: int = 1):
+    """Build the learning rule that `config` names; it exposes `train_batch` and `optimizer`.
+
+    `batches_per_epoch` sets the length of the density schedule, in structural steps.
+    """
     if config.rule is LearningRule.BPTT:
         return BPTTRule(network, lr=config.lr, burn_in=config.burn_in)
     return GlialRule(
@@ -68,7 +71,29 @@ def build_rule(config: TrainConfig, network: SpikingMLP, generator: torch.Genera
         burn_in=config.burn_in,
         chunk_steps=config.chunk_steps,
         generator=generator,
+        density=density_schedule(config, batches_per_epoch),
+        prune_fraction=config.prune_fraction,
+        regrowth=config.regrowth,
+        territory_size=config.territory_size,
+        structure_interval=config.structure_interval,
+        target_rate=config.target_rate,
+        homeostasis_rate=config.homeostasis_rate,
     )
+
+
+def density_schedule(config: TrainConfig, batches_per_epoch: int) -> DensitySchedule:
+    """Return the density schedule of a run, its decay counted in structural steps.
+
+    The run has `epochs * batches_per_epoch / sleep_interval` sleeps and a structural step
+    every `structure_interval` of them. The density cosine takes the first `density_decay` of
+    those steps, and a cosine `prune_schedule` decays the exchange over all of them.
+    """
+    initial = config.density if config.initial_density is None else config.initial_density
+    sleeps = config.epochs * batches_per_epoch // config.sleep_interval
+    steps = sleeps // config.structure_interval
+    decay_steps = max(1, math.floor(config.density_decay * steps))
+    exchange_steps = max(1, steps) if config.prune_schedule is Schedule.COSINE else 0
+    return DensitySchedule(final=config.density, initial=initial, decay_steps=decay_steps, exchange_steps=exchange_steps)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -106,12 +131,12 @@ class Trainer:
             seed=config.seed,
             download=config.download,
         )
+        self.batches_per_epoch = math.ceil(len(self.dataset.train) / config.batch_size)
         self.network = build_network(config, self.dataset.n_features, self.dataset.n_classes, self.generator)
-        self.rule = build_rule(config, self.network, self.generator)
+        self.rule = build_rule(config, self.network, self.generator, batches_per_epoch=self.batches_per_epoch)
         self.encoder = make_encoder(config.encoding, config.steps, self.generator)
 
         self.run_dir = Path(config.out) if config.out else default_run_dir(config)
-        self.batches_per_epoch = math.ceil(len(self.dataset.train) / config.batch_size)
         self.history: list[dict] = []
         self.best_accuracy = -1.0
         self.best_epoch = 0
@@ -131,6 +156,9 @@ class Trainer:
             self._append_metrics(record)
             logger.info(_describe_epoch(record, config.epochs))
 
+            # only epochs at the final density compete, so the tested network has the density asked for
+            if not _reached_final_density(self.rule):
+                continue
             if record["val_accuracy"] is None or record["val_accuracy"] >= self.best_accuracy:
                 self.best_accuracy = record["val_accuracy"] if record["val_accuracy"] is not None else -1.0
                 self.best_epoch = epoch
@@ -144,7 +172,11 @@ class Trainer:
         train_seconds = time.perf_counter() - start
 
         # the test split is evaluated once, with the weights of the best validation epoch
-        self.network.load_state_dict(self.best_state)
+        if self.best_state is None:
+            logger.warning("the density schedule never reached its final density; testing the last epoch")
+            self.best_epoch = len(self.history)
+        else:
+            self.network.load_state_dict(self.best_state)
         test = evaluate(
             self.network,
             self.dataset.test.images,
@@ -164,6 +196,7 @@ class Trainer:
         order = torch.randperm(len(train), generator=self.generator)
 
         loss_sum, correct, writes = 0.0, 0, 0
+        pruned_before, grown_before = _structure_totals(self.rule)
         spikes = [0.0] * len(config.hidden)
         bar = tqdm(
             total=self.batches_per_epoch,
@@ -193,6 +226,7 @@ class Trainer:
 
         validation = self._validate()
         n_train = len(train)
+        pruned, grown = _structure_totals(self.rule)
         return {
             "epoch": epoch,
             "lr": self.rule.optimizer.param_groups[0]["lr"],
@@ -203,6 +237,9 @@ class Trainer:
             "epoch_seconds": seconds,
             "weight_writes_per_sample": writes / n_train,
             "density": [layer.density for layer in self.network.synaptic_layers],
+            "pruned": [after - before for after, before in zip(pruned, pruned_before)],
+            "grown": [after - before for after, before in zip(grown, grown_before)],
+            "threshold_mean": [float(layer.threshold.mean()) for layer in self.network.hidden],
             **_validation_fields(validation),
         }
 
@@ -261,6 +298,8 @@ class Trainer:
         summary = {
             "test_accuracy": test.accuracy,
             "test_loss": test.loss,
+            "test_synops_per_sample": test.synops_per_sample,
+            "density": [layer.density for layer in self.network.synaptic_layers],
             "best_epoch": self.best_epoch,
             "best_val_accuracy": self.best_accuracy if self.best_accuracy >= 0 else None,
             "epochs_run": len(self.history),
@@ -281,6 +320,22 @@ class Trainer:
 def train(config: TrainConfig, *, progress: bool = True) -> RunResult:
     """Train as `config` describes and return the result; see `Trainer`."""
     return Trainer(config, progress=progress).run()
+
+
+def _reached_final_density(rule) -> bool:
+    """Tell whether the rule's density schedule has reached its final density (always true without one)."""
+    structure = getattr(rule, "structure", None)
+    if structure is None or structure.schedule.is_constant:
+        return True
+    return structure.steps_done >= structure.schedule.decay_steps
+
+
+def _structure_totals(rule) -> tuple[list[int], list[int]]:
+    """Return the synapses pruned and grown per layer since training began (zeros for rules without structure)."""
+    if isinstance(rule, GlialRule):
+        return rule.pruned, rule.grown
+    layers = len(rule.network.synaptic_layers)
+    return [0] * layers, [0] * layers
 
 
 def _validation_fields(validation: Evaluation | None) -> dict:
