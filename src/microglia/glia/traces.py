@@ -20,25 +20,39 @@ def decay_matrix(steps: int, alpha: float, *, device=None, dtype=torch.float32) 
     return torch.where(lag >= 0, torch.as_tensor(alpha, dtype=dtype, device=device) ** lag.clamp(min=0), 0.0)
 
 
-def filter_traces(x: torch.Tensor, alpha: float, initial: torch.Tensor | None = None) -> torch.Tensor:
+def filter_traces(
+    x: torch.Tensor,
+    alpha: float,
+    initial: torch.Tensor | None = None,
+    *,
+    decay: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Filter a chunk of activity into traces.
 
     Args:
         x: activity `[Tc, B, N]` for the steps of the chunk.
         alpha: decay factor per step.
         initial: trace `[B, N]` after the step before the chunk; zero when None.
+        decay: `decay_matrix(Tc, alpha)`, when the caller already has it.
+        out: a contiguous tensor `[Tc, B, N]` that receives the traces; it must not
+            share memory with `x` or `initial`.
 
     Returns:
-        Traces `[Tc, B, N]`; the last one is the `initial` of the next chunk.
+        Traces `[Tc, B, N]` (`out` when given); the last one is the `initial` of the next chunk.
     """
     steps = x.shape[0]
-    decay = decay_matrix(steps, alpha, device=x.device, dtype=x.dtype)
-    traces = (decay @ x.reshape(steps, -1)).view(x.shape)
+    if decay is None:
+        decay = decay_matrix(steps, alpha, device=x.device, dtype=x.dtype)
+    if out is None:
+        out = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+    flat_out = out.view(steps, -1)
+    torch.mm(decay, x.reshape(steps, -1), out=flat_out)
 
     if initial is not None:
         carry = alpha ** torch.arange(1, steps + 1, device=x.device, dtype=x.dtype)
-        traces = traces + carry.view(-1, 1, 1) * initial
-    return traces
+        flat_out.addr_(carry, initial.reshape(-1))
+    return out
 
 
 def constant_input_coefficients(steps: int, alpha: float, *, device=None, dtype=torch.float32) -> torch.Tensor:
