@@ -112,6 +112,22 @@ def test_lif_steps_into_leaves_state_unchanged():
     assert torch.equal(state.spikes, spikes_before)
 
 
+@pytest.mark.parametrize("constant", [False, True])
+def test_lif_layer_without_autograd_matches_autograd_path(constant):
+    torch.manual_seed(2)
+    layer = LIFLayer(3, 4, beta=0.8, threshold=0.7, reset=Reset.ZERO)
+    x = DirectCurrent(6)(torch.rand(2, 3) * 2) if constant else torch.rand(6, 2, 3) * 2
+    with_graph, final_with_graph = layer(x)
+    with torch.no_grad():
+        without_graph, final_without_graph = layer(x)
+
+    assert with_graph.requires_grad
+    assert not without_graph.requires_grad
+    assert torch.equal(without_graph, with_graph.detach())
+    assert torch.equal(final_without_graph.v, final_with_graph.v.detach())
+    assert without_graph.sum() > 0, "no neuron spiked; the comparison would be vacuous"
+
+
 def test_readout_integrates_with_leak():
     readout = LeakyReadout(1, 1, kappa=0.5)
     with torch.no_grad():

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from microglia.glia.feedback import FeedbackPathway
 from microglia.glia.tags import GlialTags
-from microglia.glia.traces import constant_input_coefficients, decay_matrix, filter_traces
+from microglia.glia.traces import constant_input_coefficients, filter_traces
 from microglia.network import SpikingMLP
 from microglia.neurons import is_constant_in_time, lif_steps_into, pseudo_derivative, readout_step
 
@@ -121,7 +121,6 @@ class GlialLearner:
 
         chunk_steps = min(self.chunk_steps, steps)
         workspace = self._workspace(chunk_steps, batch_size, x)
-        decay_matrices = {}
 
         for start in range(0, steps, chunk_steps):
             stop = min(steps, start + chunk_steps)
@@ -129,9 +128,6 @@ class GlialLearner:
             # steps before `scored` lie in the burn-in: they carry no error, so they add nothing
             scored = max(self.burn_in - start, 0)
             learns = scored < length
-            if length not in decay_matrices:
-                decay_matrices[length] = [decay_matrix(length, alpha, dtype=x.dtype) for alpha in alphas]
-            decays = decay_matrices[length]
 
             # forward through the hidden layers, a chunk of steps at a time
             activity = x[start:stop]
@@ -148,7 +144,7 @@ class GlialLearner:
                         weights[l].T,
                         out=currents.view(-1, layer.out_features),
                     )
-                    pre_traces.append(_filter(activity, alphas[l], decays[l], last_traces, l, workspace.traces[l]))
+                    pre_traces.append(_filter(activity, alphas[l], last_traces, l, workspace.traces[l]))
 
                 # the state of the previous chunk lives in the last rows of the buffers, which
                 # this chunk reads at its first step, before any step overwrites them
@@ -174,7 +170,7 @@ class GlialLearner:
             for current in currents:
                 u = readout_step(current, u, readout.kappa)
                 potentials.append(u)
-            readout_trace = _filter(activity, alphas[-1], decays[-1], last_traces, -1, workspace.traces[-1])
+            readout_trace = _filter(activity, alphas[-1], last_traces, -1, workspace.traces[-1])
             if not learns:
                 continue
 
@@ -233,15 +229,13 @@ class GlialLearner:
         return self._workspace_buffers
 
 
-def _filter(
-    activity: torch.Tensor, alpha: float, decay: torch.Tensor, last_traces: list, layer: int, buffer: torch.Tensor
-) -> torch.Tensor:
+def _filter(activity: torch.Tensor, alpha: float, last_traces: list, layer: int, buffer: torch.Tensor) -> torch.Tensor:
     """Filter the input `[Tc, B, N]` of `layer` over a chunk into `buffer`, and keep the last trace.
 
     `last_traces[layer]` is the trace after the previous chunk (None before the first)
     and is updated in place. Returns the traces, a view of `buffer`.
     """
-    traces = filter_traces(activity, alpha, last_traces[layer], decay=decay, out=buffer[: activity.shape[0]])
+    traces = filter_traces(activity, alpha, last_traces[layer], out=buffer[: activity.shape[0]])
     if last_traces[layer] is None:
         last_traces[layer] = traces[-1].clone()
     else:

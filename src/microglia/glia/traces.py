@@ -4,8 +4,8 @@
 
 `alpha` is the decay of the postsynaptic membrane (`beta` for a hidden layer, `kappa` for
 the readout), so `xbar_t` is exactly the derivative of the membrane potential at step t
-with respect to the synaptic weight, ignoring resets. A chunk of steps is filtered at once
-with one small matrix product instead of a step loop.
+with respect to the synaptic weight, ignoring resets. `decay_matrix` gives the same
+filter as one matrix product over a chunk of steps.
 """
 
 from __future__ import annotations
@@ -25,33 +25,31 @@ def filter_traces(
     alpha: float,
     initial: torch.Tensor | None = None,
     *,
-    decay: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Filter a chunk of activity into traces.
+    """Filter a chunk of activity into traces, one step after the other.
 
     Args:
         x: activity `[Tc, B, N]` for the steps of the chunk.
         alpha: decay factor per step.
         initial: trace `[B, N]` after the step before the chunk; zero when None.
-        decay: `decay_matrix(Tc, alpha)`, when the caller already has it.
-        out: a contiguous tensor `[Tc, B, N]` that receives the traces; it must not
-            share memory with `x` or `initial`.
+        out: a tensor `[Tc, B, N]` that receives the traces; it must not share memory
+            with `x` or `initial`.
 
     Returns:
         Traces `[Tc, B, N]` (`out` when given); the last one is the `initial` of the next chunk.
     """
-    steps = x.shape[0]
-    if decay is None:
-        decay = decay_matrix(steps, alpha, device=x.device, dtype=x.dtype)
     if out is None:
         out = torch.empty(x.shape, device=x.device, dtype=x.dtype)
-    flat_out = out.view(steps, -1)
-    torch.mm(decay, x.reshape(steps, -1), out=flat_out)
 
-    if initial is not None:
-        carry = alpha ** torch.arange(1, steps + 1, device=x.device, dtype=x.dtype)
-        flat_out.addr_(carry, initial.reshape(-1))
+    # one element-wise pass per step: cheaper than the decay-matrix product, which
+    # streams the whole chunk through memory twice
+    if initial is None:
+        out[0].copy_(x[0])
+    else:
+        torch.add(x[0], initial, alpha=alpha, out=out[0])
+    for t in range(1, x.shape[0]):
+        torch.add(x[t], out[t - 1], alpha=alpha, out=out[t])
     return out
 
 
