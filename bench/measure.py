@@ -84,8 +84,8 @@ def time_alternating(
     """Time training and inference of every contender, alternating them round by round.
 
     Each round times `batches` training minibatches and as many inference minibatches of
-    every contender, and one large matrix product; the order of the contenders rotates from
-    round to round, so slow drifts of the shared machine hit all of them alike. One
+    every contender, and one large matrix product. The order of the contenders rotates
+    from round to round, so slow drifts of a shared machine hit all of them alike. One
     untimed warm-up round runs first.
 
     Returns:
@@ -163,9 +163,9 @@ def memory_worker(spec: dict) -> dict:
 
     The contender first trains a tiny network of the same depth (2 neurons per layer,
     2 steps, 2 samples) for as many minibatches, which loads every library and code path
-    it uses. `warmed_up_rss_mib` is the peak after that, `peak_rss_mib` the peak after
-    training the real configuration; their difference is the memory that the network,
-    its state and the minibatch take.
+    it uses. `warmed_up_rss_mib` is the peak after that, and `peak_rss_mib` the peak after
+    training the real configuration. Their difference is the memory that the network, its
+    state and the minibatch take.
     """
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
@@ -192,5 +192,16 @@ def memory_worker(spec: dict) -> dict:
 
 
 def _peak_rss_mib() -> float:
-    # ru_maxrss is the resident high-water mark of this process, in KiB on Linux
+    """Return the resident high-water mark of this process, in MiB.
+
+    Linux keeps `ru_maxrss` across fork and exec, so a worker started by a large parent
+    would report the parent's peak; `VmHWM` belongs to the process's own address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    # NOTE: without /proc (not Linux), ru_maxrss may include the parent's peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

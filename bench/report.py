@@ -26,7 +26,11 @@ def _headline(results: dict) -> dict:
 
 
 def _target(name: str, measured: float | None, threshold: float, at_least: bool, detail: str) -> dict:
-    met = None if measured is None else (measured >= threshold if at_least else measured <= threshold)
+    met = None
+    if measured is not None and at_least:
+        met = measured >= threshold
+    elif measured is not None:
+        met = measured <= threshold
     return {
         "target": name,
         "measured": measured,
@@ -196,6 +200,15 @@ def write_report(results: dict, path: Path) -> None:
             f"| {target['target']} | {_format(target['measured'], 2)} | {target['comparison']} {target['threshold']:g} "
             f"| {met} | {target['detail']} |"
         )
+
+    load = machine["load_average_at_start"][0]
+    if load > machine["logical_cores"]:
+        lines += [
+            "",
+            f"The machine was shared during this run: its load average ({load:.1f} at the start) exceeded",
+            f"its {machine['logical_cores']} cores, so every contender ran slower than it would on an idle",
+            "machine. The alternating rounds keep the ratios comparable; the absolute figures are not.",
+        ]
 
     lines += [
         "",

@@ -1,11 +1,12 @@
 """Benchmark glial learning against BPTT in microglia, snnTorch and Norse; write docs/benchmarks.md.
 
-    python bench/run.py --data-dir /work/shared/datasets
+    python bench/run.py --threads 1 --data-dir DATA_DIR
 
 measures, in one run: training and inference throughput of every contender (alternating
 them round by round), peak memory of each training configuration in a fresh process, the
 rate of glial training against the machine's float32 matrix-product peak, and the wall
-time of one MNIST epoch. It writes the report (`--out`) and the raw figures (`--json`).
+time of one MNIST epoch (read from DATA_DIR/mnist). It writes the report (`--out`) and
+the raw figures (`--json`).
 `--quick` runs tiny sizes in seconds, for the tests.
 """
 
@@ -91,6 +92,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-epoch", action="store_true", help="skip the epoch timing")
     parser.add_argument("--out", type=Path, default=REPOSITORY / "docs" / "benchmarks.md", help="report file (Markdown)")
     parser.add_argument("--json", type=Path, default=REPOSITORY / "docs" / "benchmarks.json", help="raw figures (JSON)")
+    parser.add_argument(
+        "--report-only",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: write the report (--out) again from the raw figures of an earlier run",
+    )
     parser.add_argument("--memory-worker", metavar="SPEC", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -210,6 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if arguments.report_only:
+        results = json.loads(arguments.report_only.read_text())
+        results["targets"] = evaluate_targets(results)
+        write_report(results, arguments.out)
+        logger.info("wrote %s from %s", arguments.out, arguments.report_only)
+        return 0
+
     command = shlex.join(["python", os.path.relpath(__file__, Path.cwd()), *(sys.argv[1:] if argv is None else argv)])
     results = run_benchmarks(arguments, command)
 

@@ -13,7 +13,9 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
 from bench.contenders import CONTENDERS, SnnTorchNetwork, build_contender  # noqa: E402
+from bench import measure as measure_module  # noqa: E402
 from bench.flops import glial_training_flops  # noqa: E402
+from bench.run import main as run_benchmark_command  # noqa: E402
 from microglia.network import SpikingMLP  # noqa: E402
 from microglia.neurons import Surrogate  # noqa: E402
 
@@ -102,3 +104,17 @@ def test_quick_benchmark_writes_report_and_figures(tmp_path):
     assert "--quick --threads 1" in text
     assert "| glia-sign |" in text
     assert "- CPU: " in text
+
+    # the report can be written again from the raw figures alone
+    again = tmp_path / "again.md"
+    assert run_benchmark_command(["--report-only", str(figures), "--out", str(again)]) == 0
+    assert again.read_text() == text
+
+
+def test_memory_worker_ignores_parent_peak():
+    # Linux carries ru_maxrss across fork and exec, so a large parent must not leak into the figure
+    ballast = torch.ones(512 * 2**20 // 4)
+    parent_peak = measure_module._peak_rss_mib()
+    result = measure_module.measure_peak_memory(None, [4, 3, 2], 2, 2, batches=1, threads=1)
+    assert result["peak_rss_mib"] < parent_peak - 300, (result, parent_peak)
+    assert ballast.sum() > 0

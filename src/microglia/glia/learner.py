@@ -56,6 +56,8 @@ class _Workspace(NamedTuple):
     """Presynaptic traces of each synaptic layer, `[Tc, B, N_pre]`, the readout's last."""
     currents: list[torch.Tensor]
     """Input currents of each hidden layer."""
+    signals: list[torch.Tensor]
+    """Learning signals of each hidden layer."""
 
 
 class GlialLearner:
@@ -181,7 +183,8 @@ class GlialLearner:
             error = (log_probs.exp() - onehot) / (batch_size * scored_steps)
 
             # learning signals, and their products with the traces into the tags
-            signals = self.feedback.learning_signals(error, psis, feedback_matrices)
+            signal_buffers = [buffer[scored:length] for buffer in workspace.signals]
+            signals = self.feedback.learning_signals(error, psis, feedback_matrices, out=signal_buffers)
             chunk_coefficients = [c[start + scored : stop] for c in coefficients]
             _accumulate(tags, -1, error, readout_trace[scored:], chunk_coefficients[-1])
             for l in range(len(hidden)):
@@ -224,6 +227,7 @@ class GlialLearner:
                 psis=[x.new_empty(*shape, width) for width in hidden_widths],
                 traces=[x.new_empty(*shape, width) for width in input_widths],
                 currents=[x.new_empty(*shape, width) for width in hidden_widths],
+                signals=[x.new_empty(*shape, width) for width in hidden_widths],
             )
             self._workspace_key = key
         return self._workspace_buffers
