@@ -195,7 +195,7 @@ def _peak_rss_mib() -> float:
     """Return the resident high-water mark of this process, in MiB.
 
     Linux keeps `ru_maxrss` across fork and exec, so a worker started by a large parent
-    would report the parent's peak; `VmHWM` belongs to the process's own address space.
+    would report the parent's peak. `VmHWM` belongs to the process's own address space.
     """
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
