@@ -14,6 +14,7 @@ from microglia.glia import (
     GlialRule,
     GlialTags,
     constant_input_coefficients,
+    decay_matrix,
     filter_traces,
 )
 from microglia.network import SpikingMLP
@@ -33,6 +34,18 @@ def test_filter_traces_matches_recursion():
         trace = 0.8 * trace + x_t
         expected.append(trace)
     assert torch.allclose(filter_traces(x, 0.8, initial), torch.stack(expected), atol=1e-6)
+
+
+def test_filter_traces_matches_decay_matrix_product():
+    x = torch.rand(6, 3, 4)
+    initial = torch.rand(3, 4)
+    decay = decay_matrix(6, 0.7)
+    carry = 0.7 ** torch.arange(1, 7, dtype=torch.float32)
+    expected = (decay @ x.reshape(6, -1)).view(6, 3, 4) + carry.view(-1, 1, 1) * initial
+    out = torch.empty(6, 3, 4)
+    result = filter_traces(x, 0.7, initial, out=out)
+    assert result is out
+    torch.testing.assert_close(result, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_constant_input_coefficients():

@@ -12,6 +12,7 @@ from microglia.neurons import (
     initial_lif_state,
     is_constant_in_time,
     lif_step,
+    lif_steps_into,
     pseudo_derivative,
     readout_logits,
     readout_loss,
@@ -69,6 +70,64 @@ def test_lif_layer_matches_step_loop():
     assert torch.allclose(final.v, state.v)
 
 
+@pytest.mark.parametrize("reset", [Reset.SUBTRACT, Reset.ZERO])
+@pytest.mark.parametrize("constant", [False, True])
+def test_lif_steps_into_equals_step_loop_bitwise(reset, constant):
+    generator = torch.Generator().manual_seed(3)
+    threshold = torch.tensor([0.5, 1.0, 0.8, 1.2, 0.7])
+    if constant:
+        currents = (torch.rand(3, 5, generator=generator) * 1.2).expand(7, -1, -1)
+    else:
+        currents = torch.randn(7, 3, 5, generator=generator)
+    start = lif_step(torch.randn(3, 5, generator=generator), initial_lif_state(3, 5), beta=0.85, threshold=threshold)
+
+    potentials, spikes = torch.full((7, 3, 5), float("nan")), torch.full((7, 3, 5), float("nan"))
+    final = lif_steps_into(
+        currents, start, beta=0.85, threshold=threshold, reset=reset, potentials=potentials, spikes=spikes
+    )
+
+    state = start
+    for t in range(7):
+        state = lif_step(currents[t], state, beta=0.85, threshold=threshold, reset=reset)
+        assert torch.equal(potentials[t], state.v), f"potential at step {t}"
+        assert torch.equal(spikes[t], state.spikes), f"spikes at step {t}"
+    assert torch.equal(final.v, state.v)
+    assert torch.equal(final.spikes, state.spikes)
+    assert spikes.sum() > 0, "no neuron spiked; the reset was never exercised"
+
+
+def test_lif_steps_into_leaves_state_unchanged():
+    state = lif_step(torch.tensor([[2.0, 0.3]]), initial_lif_state(1, 2), beta=0.9, threshold=torch.tensor([1.0, 1.0]))
+    v_before, spikes_before = state.v.clone(), state.spikes.clone()
+    lif_steps_into(
+        torch.ones(2, 1, 2),
+        state,
+        beta=0.9,
+        threshold=torch.tensor([1.0, 1.0]),
+        reset=Reset.ZERO,
+        potentials=torch.empty(2, 1, 2),
+        spikes=torch.empty(2, 1, 2),
+    )
+    assert torch.equal(state.v, v_before)
+    assert torch.equal(state.spikes, spikes_before)
+
+
+@pytest.mark.parametrize("constant", [False, True])
+def test_lif_layer_without_autograd_matches_autograd_path(constant):
+    torch.manual_seed(2)
+    layer = LIFLayer(3, 4, beta=0.8, threshold=0.7, reset=Reset.ZERO)
+    x = DirectCurrent(6)(torch.rand(2, 3) * 2) if constant else torch.rand(6, 2, 3) * 2
+    with_graph, final_with_graph = layer(x)
+    with torch.no_grad():
+        without_graph, final_without_graph = layer(x)
+
+    assert with_graph.requires_grad
+    assert not without_graph.requires_grad
+    assert torch.equal(without_graph, with_graph.detach())
+    assert torch.equal(final_without_graph.v, final_with_graph.v.detach())
+    assert without_graph.sum() > 0, "no neuron spiked; the comparison would be vacuous"
+
+
 def test_readout_integrates_with_leak():
     readout = LeakyReadout(1, 1, kappa=0.5)
     with torch.no_grad():
@@ -96,6 +155,20 @@ def test_triangle_pseudo_derivative(v, expected):
 def test_fast_sigmoid_pseudo_derivative():
     psi = pseudo_derivative(torch.tensor([1.0, 1.1]), torch.tensor([1.0]), 1.0, Surrogate.FAST_SIGMOID)
     assert psi.tolist() == pytest.approx([1.0, 0.25])
+
+
+@pytest.mark.parametrize("surrogate", list(Surrogate))
+def test_pseudo_derivative_into_buffer_is_bitwise_equal(surrogate):
+    generator = torch.Generator().manual_seed(5)
+    v = torch.randn(4, 3, 6, generator=generator) * 2.0
+    threshold = torch.rand(6, generator=generator) + 0.3
+    expected = pseudo_derivative(v, threshold, 0.7, surrogate)
+
+    out = torch.full_like(v, float("nan"))
+    result = pseudo_derivative(v, threshold, 0.7, surrogate, out=out)
+    assert result is out
+    assert torch.equal(out, expected)
+    assert (expected > 0).any(), "psi is zero everywhere; the comparison would be vacuous"
 
 
 def test_spike_backward_uses_pseudo_derivative():

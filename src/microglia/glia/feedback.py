@@ -86,7 +86,12 @@ class FeedbackPathway(nn.Module):
         return [_sign_feedback(weight, layer.mask) for weight, layer in zip(forward_weights, downstream)]
 
     def learning_signals(
-        self, error: torch.Tensor, psis: list[torch.Tensor], matrices: list[torch.Tensor] | None = None
+        self,
+        error: torch.Tensor,
+        psis: list[torch.Tensor],
+        matrices: list[torch.Tensor] | None = None,
+        *,
+        out: list[torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
         """Compute the learning signal of every hidden layer for a chunk of steps.
 
@@ -94,20 +99,25 @@ class FeedbackPathway(nn.Module):
             error: output error `delta` `[Tc, B, C]`.
             psis: pseudo-derivatives of the hidden layers, `[Tc, B, N_l]` each, input side first.
             matrices: the result of `matrices()`, when the caller already has it.
+            out: contiguous tensors `[Tc, B, N_l]`, one per hidden layer, that receive the
+                signals instead of new tensors.
 
         Returns:
             Learning signals `g^(l)` `[Tc, B, N_l]`, one per hidden layer, input side first.
         """
         if matrices is None:
             matrices = self.matrices()
+        if out is None:
+            out = [None] * len(psis)
 
         if self.kind is FeedbackKind.DIRECT:
-            return [error @ matrix for matrix in matrices]
+            return [torch.matmul(error, matrix, out=buffer) for matrix, buffer in zip(matrices, out)]
 
-        signals = [error @ matrices[-1]]
+        signals = [None] * len(psis)
+        signals[-1] = torch.matmul(error, matrices[-1], out=out[-1])
         for l in range(len(psis) - 1, 0, -1):
-            signals.append((signals[-1] * psis[l]) @ matrices[l - 1])
-        return signals[::-1]
+            signals[l - 1] = torch.matmul(signals[l] * psis[l], matrices[l - 1], out=out[l - 1])
+        return signals
 
 
 def _sign_feedback(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

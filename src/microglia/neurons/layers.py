@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from microglia.neurons.lif import LIFState, Reset, initial_lif_state, lif_step
+from microglia.neurons.lif import LIFState, Reset, initial_lif_state, lif_step, lif_steps_into
 from microglia.neurons.readout import readout_step
 from microglia.neurons.surrogate import Surrogate
 
@@ -137,6 +137,21 @@ class LIFLayer(_Synapses):
         currents = self.currents(x)
         if state is None:
             state = self.initial_state(x.shape[1])
+
+        # without autograd, the steps write into two buffers instead of stacking new tensors
+        if not (torch.is_grad_enabled() and (currents.requires_grad or state.v.requires_grad)):
+            potentials = torch.empty(currents.shape, dtype=currents.dtype, device=currents.device)
+            spikes = torch.empty_like(potentials)
+            state = lif_steps_into(
+                currents,
+                state,
+                beta=self.beta,
+                threshold=self.threshold,
+                reset=self.reset,
+                potentials=potentials,
+                spikes=spikes,
+            )
+            return spikes, LIFState(v=state.v.clone(), spikes=state.spikes)
 
         spikes = []
         for current in currents:

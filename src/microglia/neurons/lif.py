@@ -75,3 +75,54 @@ def lif_step(
     # spike
     spikes = spike(v, threshold, gamma, surrogate)
     return LIFState(v=v, spikes=spikes)
+
+
+def lif_steps_into(
+    currents: torch.Tensor,
+    state: LIFState,
+    *,
+    beta: float,
+    threshold: torch.Tensor,
+    reset: Reset,
+    potentials: torch.Tensor,
+    spikes: torch.Tensor,
+) -> LIFState:
+    """Run `lif_step` over a chunk of steps, writing into preallocated buffers, without autograd.
+
+    The equations and the order of floating-point operations are those of `lif_step`, so
+    both give bit-identical results; the tests check that. This variant exists for the
+    glial learner, where allocating two tensors per step and stacking them afterwards cost
+    more than the arithmetic.
+
+    Args:
+        currents: input currents `[Tc, B, N]` (a stride-0 view for a constant current).
+        state: the state before the first step of the chunk; never modified.
+        beta: membrane decay factor per step.
+        threshold: firing threshold `[N]`.
+        reset: reset by subtraction or to zero.
+        potentials: buffer `[Tc, B, N]` that receives `v_t`.
+        spikes: buffer `[Tc, B, N]` that receives `s_t` as 0.0 or 1.0.
+
+    Returns:
+        The state after the last step, as views into the buffers.
+    """
+    v_previous, spikes_previous = state.v, state.spikes
+    keep = torch.empty_like(v_previous) if reset is Reset.ZERO else None
+
+    for t in range(currents.shape[0]):
+        v = potentials[t]
+
+        # integrate and decay, with the reset of the previous step's spikes
+        torch.mul(v_previous, beta, out=v)
+        if reset is Reset.SUBTRACT:
+            v.add_(currents[t])
+            v.addcmul_(spikes_previous, threshold, value=-1.0)
+        else:
+            torch.neg(spikes_previous, out=keep).add_(1.0)
+            v.mul_(keep)
+            v.add_(currents[t])
+
+        # spike
+        torch.ge(v, threshold, out=spikes[t])
+        v_previous, spikes_previous = v, spikes[t]
+    return LIFState(v=v_previous, spikes=spikes_previous)

@@ -28,7 +28,12 @@ class Surrogate(str, enum.Enum):
 
 
 def pseudo_derivative(
-    v: torch.Tensor, threshold: torch.Tensor, gamma: float, surrogate: Surrogate
+    v: torch.Tensor,
+    threshold: torch.Tensor,
+    gamma: float,
+    surrogate: Surrogate,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Compute psi(v), the pseudo-derivative of the spike with respect to the membrane potential.
 
@@ -37,15 +42,25 @@ def pseudo_derivative(
         threshold: firing threshold, `[N]` or a scalar tensor; must be positive.
         gamma: dampening factor.
         surrogate: the shape of psi.
+        out: a tensor of the shape of `v` that receives psi. It is computed in place,
+            without temporaries of that size, and rounds exactly as without `out`. It must
+            not be `v` itself, and no argument may require gradients.
 
     Returns:
-        psi, same shape as `v`.
+        psi, same shape as `v` (`out` when given).
     """
-    distance = (v - threshold).abs() / threshold
+    if out is None:
+        distance = (v - threshold).abs() / threshold
+        if surrogate is Surrogate.TRIANGLE:
+            return (gamma / threshold) * (1.0 - distance).clamp_(min=0.0)
+        return (gamma / threshold) / (1.0 + FAST_SIGMOID_SLOPE * distance).square()
 
+    # the same operations in the same order, each writing into `out`
+    torch.sub(v, threshold, out=out).abs_().div_(threshold)
     if surrogate is Surrogate.TRIANGLE:
-        return (gamma / threshold) * (1.0 - distance).clamp_(min=0.0)
-    return (gamma / threshold) / (1.0 + FAST_SIGMOID_SLOPE * distance).square()
+        return out.neg_().add_(1.0).clamp_(min=0.0).mul_(gamma / threshold)
+    out.mul_(FAST_SIGMOID_SLOPE).add_(1.0).square_()
+    return torch.div(gamma / threshold, out, out=out)
 
 
 class _SpikeFunction(torch.autograd.Function):
