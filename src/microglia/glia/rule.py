@@ -73,6 +73,28 @@ class GlialRule:
             writes = self.sleep()
         return BatchResult(wake.loss, wake.correct, wake.spikes_per_layer, writes)
 
+    def state_dict(self) -> dict:
+        """Return everything a resumed run needs to continue bit for bit.
+
+        Contains the optimizer state (Adam moments, rprop step sizes), the tags and their
+        wake-batch count, and the fixed feedback matrices. Tensors are references, not copies.
+        """
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "tags": {"weight": list(self.tags.weight), "bias": list(self.tags.bias), "wake_batches": self.tags.wake_batches},
+            "feedback": dict(self.feedback.state_dict()),
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the state that `state_dict()` returned, into the existing tensors."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        tags = state["tags"]
+        for tag, saved in zip((*self.tags.weight, *self.tags.bias), (*tags["weight"], *tags["bias"]), strict=True):
+            tag.copy_(saved)
+        self.tags.wake_batches = int(tags["wake_batches"])
+        self.feedback.load_state_dict(state["feedback"])
+
     def sleep(self) -> int:
         """Consolidate the tags into the weights; return the number of weight writes."""
         if self.tags.wake_batches == 0:
