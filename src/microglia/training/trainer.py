@@ -170,7 +170,6 @@ class Trainer:
         newest = load_newest_checkpoint(run_dir)
         if newest is None:
             logger.warning("no checkpoint in %s; starting the run from its beginning", run_dir)
-            trainer.resumed = False
         else:
             path, state = newest
             trainer.load_state(state, path)
@@ -185,6 +184,7 @@ class Trainer:
             self._rewrite_metrics()
         else:
             self._prepare_run_dir()
+        if self.last_checkpoint is None:
             self.save_checkpoint()
         logger.info("training %s on %s, run directory %s", config.rule.value, config.dataset, self.run_dir)
 
