@@ -44,7 +44,8 @@ def assert_same_state(left, right) -> None:
     """Assert two nested states are equal, tensors bit for bit, with the same container types."""
     assert type(left) is type(right)
     if isinstance(left, torch.Tensor):
-        assert left.dtype == right.dtype and left.shape == right.shape
+        assert left.dtype == right.dtype
+        assert left.shape == right.shape
         assert torch.equal(left, right)
     elif isinstance(left, dict):
         assert list(left) == list(right)

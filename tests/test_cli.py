@@ -260,7 +260,8 @@ def test_image_label_count_mismatch(tmp_path, capsys, unchecked_md5):
 
     error = error_of(capsys, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")])
 
-    assert "20 images" in error and "19 labels" in error
+    assert "20 images" in error
+    assert "19 labels" in error
 
 
 def test_nan_in_user_arrays(tmp_path, capsys):
@@ -318,7 +319,7 @@ def test_existing_run_directory(finished_run, capsys):
     error = error_of(capsys, ["train", *TINY, "--out", str(finished_run)])
 
     assert error == (
-        f"error: run directory {finished_run} already holds a run; continue it with --resume {finished_run}, "
+        f"error: run directory {finished_run} already contains a run; continue it with --resume {finished_run}, "
         "choose another --out, or remove it first\n"
     )
     assert (finished_run / "metrics.jsonl").read_bytes() == before

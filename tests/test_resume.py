@@ -196,7 +196,7 @@ def test_resume_of_missing_run(tmp_path):
     with pytest.raises(CheckpointError) as raised:
         Trainer.resume(tmp_path / "nothing")
 
-    assert str(raised.value) == f"cannot resume {tmp_path / 'nothing'}: it holds no run (config.toml not found)"
+    assert str(raised.value) == f"cannot resume {tmp_path / 'nothing'}: it contains no run (config.toml not found)"
 
 
 def test_resume_of_finished_run(tmp_path, digits):

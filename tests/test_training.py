@@ -63,7 +63,7 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, digits):
     config = TrainConfig(**FAST | {"epochs": 1}, out=str(tmp_path / "run"))
     Trainer(config, dataset=digits, progress=False).run()
     before = (tmp_path / "run" / "metrics.jsonl").read_bytes()
-    with pytest.raises(ConfigError, match="already holds a run"):
+    with pytest.raises(ConfigError, match="already contains a run"):
         Trainer(config, dataset=digits, progress=False).run()
     assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == before
 

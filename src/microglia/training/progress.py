@@ -1,4 +1,4 @@
-"""Where a run stands inside an epoch, and the signal handling that lets it stop between minibatches."""
+"""The position of a run inside its epoch, and the signal handling that lets it stop between minibatches."""
 
 from __future__ import annotations
 

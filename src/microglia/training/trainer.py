@@ -96,7 +96,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 class Trainer:
     """Train a spiking network as `config` describes and write a run directory.
 
-    The run directory holds `config.toml` (the resolved settings without `out`),
+    The run directory contains `config.toml` (the resolved settings without `out`),
     `metrics.jsonl` (one line per epoch), `checkpoints/` (see `microglia.training.checkpoint`),
     and at the end `summary.json` (with the test accuracy) and `weights.safetensors`.
 
@@ -155,11 +155,11 @@ class Trainer:
             overrides: settings that do not change results, such as `data_dir`.
 
         Raises:
-            CheckpointError: `run_dir` holds no run, the run has finished, or no checkpoint is readable.
+            CheckpointError: `run_dir` contains no run, the run has finished, or no checkpoint is readable.
         """
         run_dir = Path(run_dir)
         if not (run_dir / "config.toml").is_file():
-            raise CheckpointError(f"cannot resume {run_dir}: it holds no run (config.toml not found)")
+            raise CheckpointError(f"cannot resume {run_dir}: it contains no run (config.toml not found)")
         if (run_dir / "summary.json").exists():
             raise CheckpointError(f"cannot resume {run_dir}: the run has finished (summary.json exists)")
         config = TrainConfig.from_toml(run_dir / "config.toml", **overrides)
@@ -340,7 +340,7 @@ class Trainer:
             raise CheckpointError(f"{path} does not fit this run's configuration: {error}") from None
 
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint of the run as it stands now."""
+        """Write a checkpoint of the run's current state."""
         self.last_checkpoint = save_checkpoint(self.run_dir, self.batches_done(), self.state_dict())
         return self.last_checkpoint
 
@@ -398,7 +398,7 @@ class Trainer:
         run_dir = self.run_dir
         if any((run_dir / name).exists() for name in ("config.toml", "metrics.jsonl", CHECKPOINT_DIR)):
             raise ConfigError(
-                f"run directory {run_dir} already holds a run; continue it with --resume {run_dir}, "
+                f"run directory {run_dir} already contains a run; continue it with --resume {run_dir}, "
                 "choose another --out, or remove it first"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
