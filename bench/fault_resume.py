@@ -2,20 +2,23 @@
 
 Usage (from the repository root, with the package importable, e.g. PYTHONPATH=src):
 
-    python bench/fault_resume.py                     # 5 kills, digits, about 3 minutes on 2 cores
+    python bench/fault_resume.py                     # 5 kills, digits, about 5 minutes on 2 busy cores
     python bench/fault_resume.py --kills 1 --epochs 1 --hidden 20    # a quick check
 
 Every run is a `python -m microglia.cli train` subprocess with the same settings and seed.
 The reference run measures how long training takes (from the moment its config.toml appears
-until its summary.json appears). Each trial starts the same run and kills it with SIGKILL after
-a random fraction of that time. Then it runs `microglia train --resume` and compares every
-tensor of the final `weights.safetensors` and of the final checkpoint (network, rule state,
-RNG states, best epoch) with the reference, bit for bit. The exit status is 0 when every trial matched.
+until its summary.json appears). Each trial draws a random minibatch of the run, waits until the
+run has written the checkpoint before it, waits a random part of the time between two
+checkpoints, and kills the run with SIGKILL. Waiting on checkpoints rather than on the clock
+keeps the kill inside training when the machine's load changes. Then it runs `microglia train
+--resume` and compares every tensor of the final `weights.safetensors` and of the final
+checkpoint (network, rule state, RNG states, best epoch) with the reference, bit for bit. The exit status is 0 when every trial matched.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import signal
 import subprocess
@@ -27,8 +30,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from microglia.data import load_dataset
 from microglia.training.checkpoint import list_checkpoints, read_checkpoint
 
+BATCH_SIZE = 32
 TIMING_KEYS = ("samples_per_second", "epoch_seconds", "seconds", "train_seconds")
 
 
@@ -45,7 +50,7 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="microglia-fault-"))
     options = [
         "--dataset", "digits", "--hidden", args.hidden, "--epochs", str(args.epochs), "--steps", "8",
-        "--batch-size", "32", "--lr", "3e-3", "--checkpoint-every", str(args.checkpoint_every), "--quiet",
+        "--batch-size", str(BATCH_SIZE), "--lr", "3e-3", "--checkpoint-every", str(args.checkpoint_every), "--quiet",
     ]  # fmt: skip
     print(f"runs in {workdir}; settings: {' '.join(options)}")
 
@@ -53,12 +58,16 @@ def main() -> int:
     window = run_to_end(["train", *options, "--out", str(reference)], reference)
     print(f"reference run: {window:.1f} s from its config.toml to its summary.json\n")
 
+    total_batches = args.epochs * math.ceil(len(load_dataset("digits").train) / BATCH_SIZE)
+    interval_seconds = window * args.checkpoint_every / total_batches
     generator = random.Random(args.seed)
     rows = []
     for trial in range(1, args.kills + 1):
         run_dir = workdir / f"trial-{trial}"
-        delay = generator.uniform(0.0, 0.95) * window
-        newest = kill_after(["train", *options, "--out", str(run_dir)], run_dir, delay)
+        target = generator.randrange(total_batches)
+        anchor = target - target % args.checkpoint_every
+        delay = generator.uniform(0.0, 1.0) * interval_seconds
+        newest = kill_after(["train", *options, "--out", str(run_dir)], run_dir, anchor, delay)
         if (run_dir / "summary.json").exists():
             rows.append((trial, delay, newest, "not interrupted", 0))
             continue
@@ -73,7 +82,8 @@ def main() -> int:
         differences, compared = compare_runs(reference, run_dir)
         rows.append((trial, delay, newest, "identical" if not differences else "differ: " + ", ".join(differences[:3]), compared))
 
-    print("| trial | killed after (s) | newest checkpoint at the kill | final tensors | tensors compared |")
+    print(f"{total_batches} minibatches in the run; kill points: a random minibatch's checkpoint, then a delay")
+    print("| trial | delay after the checkpoint (s) | newest checkpoint at the kill | final tensors | tensors compared |")
     print("| --- | --- | --- | --- | --- |")
     for trial, delay, newest, verdict, compared in rows:
         print(f"| {trial} | {delay:.2f} | {newest} | {verdict} | {compared} |")
@@ -99,12 +109,14 @@ def run_to_end(arguments: list[str], run_dir: Path) -> float:
     return (finished or time.monotonic()) - started
 
 
-def kill_after(arguments: list[str], run_dir: Path, delay: float) -> str:
-    """Start the CLI, SIGKILL it `delay` seconds after its run directory appears; return the newest checkpoint."""
+def kill_after(arguments: list[str], run_dir: Path, anchor: int, delay: float) -> str:
+    """Start the CLI, SIGKILL it `delay` s after its checkpoint at minibatch `anchor`; return the newest checkpoint."""
     process = subprocess.Popen(
         [sys.executable, "-m", "microglia.cli", *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     wait_for_start(process, run_dir)
+    while process.poll() is None and checkpoint_number(run_dir) < anchor:
+        time.sleep(0.005)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -112,6 +124,12 @@ def kill_after(arguments: list[str], run_dir: Path, delay: float) -> str:
         return "none: the run had finished"
     checkpoints = list_checkpoints(run_dir)
     return checkpoints[0].name if checkpoints else "none"
+
+
+def checkpoint_number(run_dir: Path) -> int:
+    """Return the minibatch count of the newest checkpoint, -1 if there is none."""
+    checkpoints = list_checkpoints(run_dir)
+    return int(checkpoints[0].stem.removeprefix("batch-")) if checkpoints else -1
 
 
 def wait_for_start(process: subprocess.Popen, run_dir: Path) -> float:

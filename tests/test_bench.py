@@ -17,7 +17,7 @@ def run_script(*arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_fault_resume_script(tmp_path):
-    # seed 1 draws its kill at 13% of the training time, well before the run ends
+    # one kill at a random point of a one-epoch run
     result = run_script(
         "bench/fault_resume.py", "--kills", "1", "--epochs", "1", "--hidden", "20", "--seed", "1",
         "--workdir", str(tmp_path),

@@ -331,4 +331,4 @@ def test_unwritable_run_directory(tmp_path, capsys):
 
     error = error_of(capsys, ["train", *TINY, "--out", str(blocker / "run")])
 
-    assert error.startswith("error: [Errno 20] Not a directory")
+    assert error == f"error: Not a directory: {blocker / 'run'}\n"

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as error:
         # a run directory or output file that cannot be written, such as --out on a read-only path
-        print(f"error: {error}", file=sys.stderr)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except TrainingInterrupted as interruption:
         print(str(interruption), file=sys.stderr)

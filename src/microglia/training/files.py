@@ -38,6 +38,7 @@ def remove_temporary_files(folder: Path) -> None:
 
 def _file_mode() -> int:
     """Return the permissions an ordinary new file gets (0o666 less the umask); mkstemp would give 0o600."""
+    # NOTE: os.umask can only be read by setting it, so a file another thread creates in between ignores the umask.
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
