@@ -18,6 +18,7 @@ from microglia.glia import GlialRule
 from microglia.network import SpikingMLP
 from microglia.training.checkpoint import (
     CHECKPOINT_FORMAT,
+    _digest,
     decode_checkpoint,
     encode_checkpoint,
     list_checkpoints,
@@ -107,7 +108,7 @@ def test_flipped_tensor_byte_is_detected(tmp_path):
     with pytest.raises(CheckpointError) as raised:
         read_checkpoint(path)
 
-    assert str(raised.value) == f"{path} is corrupted: its tensor data does not match the stored SHA-256 digest"
+    assert str(raised.value) == f"{path} is corrupted: its contents do not match the stored SHA-256 digest"
 
 
 def test_text_file_is_not_a_checkpoint(tmp_path):
@@ -293,11 +294,12 @@ def test_damaged_checkpoint_bytes_raise_checkpoint_error(position, flip, cut):
     max_leaves=10,
 ))
 def test_forged_structure_raises_checkpoint_error(structure):
-    # metadata that was edited by hand must never decode into something unexpected
+    # metadata edited by hand, with a matching digest, must never decode into something unexpected
     valid = encode_checkpoint({"x": torch.zeros(1)}, CHECKPOINT_FORMAT)
     header_length = int.from_bytes(valid[:8], "little")
     header = json.loads(valid[8 : 8 + header_length])
     header["__metadata__"]["structure"] = json.dumps(structure)
+    header["__metadata__"]["sha256"] = _digest(header["__metadata__"]["structure"], {"x": torch.zeros(1)})
     encoded = json.dumps(header).encode()
     data = len(encoded).to_bytes(8, "little") + encoded + valid[8 + header_length :]
     try:

@@ -4,8 +4,8 @@ A checkpoint stores nested state (dicts, lists, tuples, numbers, strings and ten
 the network's and the learning rule's `state_dict()`) in one safetensors file. Every tensor
 is a safetensors entry named by its path in the state (`network/hidden.0.weight`). The rest of
 the structure is JSON in the file's metadata, where each tensor appears as a reference
-`{"tensor": NAME}`. A SHA-256 digest of all tensor bytes, also in the metadata, detects
-corruption that leaves the file's layout intact.
+`{"tensor": NAME}`. A SHA-256 digest of that JSON and of all tensor bytes, also in the
+metadata, detects corruption that leaves the file's layout intact.
 
 Reading never unpickles and never calls `torch.load`: safetensors parses only a JSON header
 and raw tensor bytes, and the JSON is decoded into plain containers.
@@ -103,12 +103,12 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 def encode_checkpoint(state: dict[str, Any], file_format: str) -> bytes:
     """Serialize nested `state` to safetensors bytes with its structure and digest as metadata."""
     tensors: dict[str, torch.Tensor] = {}
-    structure = _encode(state, "", tensors)
+    structure = json.dumps(_encode(state, "", tensors))
     metadata = {
         "format": file_format,
         "version": str(FORMAT_VERSION),
-        "structure": json.dumps(structure),
-        "sha256": _digest(tensors),
+        "structure": structure,
+        "sha256": _digest(structure, tensors),
     }
     return save_safetensors(tensors, metadata=metadata)
 
@@ -122,8 +122,8 @@ def decode_checkpoint(data: bytes, path: Path, file_format: str) -> dict[str, An
         raise CheckpointError(
             f"{path} has checkpoint version {metadata.get('version')!r}; this microglia reads version {FORMAT_VERSION}"
         )
-    if metadata.get("sha256") != _digest(tensors):
-        raise CheckpointError(f"{path} is corrupted: its tensor data does not match the stored SHA-256 digest")
+    if "structure" not in metadata or metadata.get("sha256") != _digest(metadata["structure"], tensors):
+        raise CheckpointError(f"{path} is corrupted: its contents do not match the stored SHA-256 digest")
     try:
         structure = json.loads(metadata["structure"])
         return _decode(structure, tensors)
@@ -250,9 +250,9 @@ def _decode(structure: Any, tensors: dict[str, torch.Tensor]) -> Any:
     raise ValueError(f"unknown element kind {kind!r}")
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    """Return the SHA-256 of every tensor's name, dtype, shape and bytes, in name order."""
-    digest = hashlib.sha256()
+def _digest(structure: str, tensors: dict[str, torch.Tensor]) -> str:
+    """Return the SHA-256 of the structure JSON and of every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256(structure.encode())
     for name in sorted(tensors):
         tensor = tensors[name]
         digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
