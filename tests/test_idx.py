@@ -278,3 +278,32 @@ def test_read_idx_random_payload(fuzz_dir, type_code, shape, payload, compress):
     path.write_bytes(gzip.compress(data) if compress else data)
 
     _read_or_data_error(path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    image_count=st.integers(0, 4),
+    label_count=st.integers(0, 4),
+    labels=st.binary(min_size=4, max_size=4),
+    damage=st.one_of(st.none(), st.tuples(st.sampled_from(["images", "labels"]), st.integers(0, 40), st.binary(max_size=3))),
+)
+def test_load_idx_pair_random_damage(fuzz_dir, image_count, label_count, labels, damage):
+    # Valid pairs of random counts and label bytes, then one random overwrite in one file.
+    files = {
+        "images": idx_bytes(np.zeros((image_count, 2, 2), dtype=np.uint8)),
+        "labels": idx_bytes(np.frombuffer(labels[:label_count], dtype=np.uint8)),
+    }
+    if damage is not None:
+        name, position, replacement = damage
+        data = bytearray(files[name])
+        data[position : position + len(replacement)] = replacement
+        files[name] = bytes(data)
+    for name, data in files.items():
+        (fuzz_dir / f"pair-{name}").write_bytes(data)
+
+    try:
+        images, read_labels = load_idx_pair(fuzz_dir / "pair-images", fuzz_dir / "pair-labels")
+    except DataError:
+        return
+    assert len(images) == len(read_labels)
+    assert read_labels.max(initial=0) < 10

@@ -8,7 +8,7 @@ import logging
 import sys
 import typing
 
-from microglia.errors import MicrogliaError
+from microglia.errors import ConfigError, MicrogliaError, TrainingInterrupted
 
 logger = logging.getLogger("microglia")
 
@@ -53,6 +53,7 @@ OPTION_HELP = {
     "patience": "stop after this many epochs without a better validation accuracy (0: never)",
     "seed": "random seed for weights, data order, validation split and spike encoding",
     "threads": "torch CPU threads (0: torch's default)",
+    "checkpoint_every": "minibatches between two checkpoints (0: only at the end of each epoch)",
     "out": "run directory to write (default: runs/<dataset>-<rule>-<time>)",
 }
 
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a network and write a run directory")
     train.add_argument("--config", metavar="FILE", help="TOML file of settings; options given here override it")
+    train.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the interrupted run in directory RUN from its newest valid checkpoint, with its config.toml",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
 
     hints = typing.get_type_hints(TrainConfig)
@@ -86,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(
             option, type=_option_type(f.name, hints[f.name]), default=None, metavar=f.name.upper(), help=help_text
         )
+
+    for name, help_text in (
+        ("evaluate", "evaluate a run's weights on the test split: accuracy, confusion matrix, spikes and SynOps"),
+        ("report", "write PNG figures and a Markdown page (RUN/report/report.md) for a run"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("run", metavar="RUN", help="run directory written by microglia train")
+        command.add_argument(
+            "--weights",
+            metavar="FILE",
+            help="weights file or checkpoint to load (default: RUN/weights.safetensors, else the newest checkpoint)",
+        )
+        command.add_argument("--data-dir", metavar="DIR", help="where the data set lies, if it moved since training")
     return parser
 
 
@@ -98,17 +117,23 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    commands = {"train": _train, "evaluate": _evaluate, "report": _report}
     try:
-        if args.command == "train":
-            return _train(args)
+        return commands[args.command](args)
     except MicrogliaError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # a run directory or output file that cannot be written, such as --out on a read-only path
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as interruption:
+        print(str(interruption), file=sys.stderr)
+        return 128 + interruption.signal_number
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    parser.error(f"unknown command {args.command}")
-    return 2
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -119,21 +144,58 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {
         key: value
         for key, value in vars(args).items()
-        if value is not None and key not in ("command", "config", "quiet")
+        if value is not None and key not in ("command", "config", "quiet", "resume")
     }
-    if args.config:
-        config = TrainConfig.from_toml(args.config, **overrides)
+    if args.resume:
+        # only settings that cannot change the results may differ from the run's config.toml
+        changed = sorted(set(overrides) - {"data_dir"})
+        if args.config or changed:
+            options = ", ".join("--" + name.replace("_", "-") for name in (["config"] if args.config else []) + changed)
+            raise ConfigError(
+                f"--resume continues a run with its own config.toml and accepts only --data-dir and --quiet; "
+                f"remove {options}"
+            )
+        trainer = Trainer.resume(args.resume, progress=not args.quiet, **overrides)
+    elif args.config:
+        trainer = Trainer(TrainConfig.from_toml(args.config, **overrides), progress=not args.quiet)
     else:
-        config = TrainConfig.from_dict(overrides)
+        trainer = Trainer(TrainConfig.from_dict(overrides), progress=not args.quiet)
 
     with logging_redirect_tqdm():
-        result = Trainer(config, progress=not args.quiet).run()
+        result = trainer.run()
 
     test = result.test
     print(
         f"test accuracy {test.accuracy:.4f} ({round(test.accuracy * test.samples)}/{test.samples}) "
         f"best epoch {result.best_epoch}, run directory {result.run_dir}"
     )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from microglia.training.runs import evaluate_run, load_run
+
+    run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
+    test = evaluate_run(run)
+    rates = ", ".join(f"{rate:.3f}" for rate in test.firing_rate)
+    print(f"run {run.run_dir}, weights {run.weights_path}")
+    print(f"test accuracy {test.accuracy:.4f} ({round(test.accuracy * test.samples)}/{test.samples}), loss {test.loss:.4f}")
+    print(f"spikes per sample {test.spikes_per_sample:.1f}, SynOps per sample {test.synops_per_sample:.0f}")
+    print(f"firing rate per hidden layer [{rates}]")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    width = max(len(str(count)) for row in test.confusion for count in row)
+    for row in test.confusion:
+        print(" ".join(str(count).rjust(width) for count in row))
+    print(f"written to {run.run_dir / 'evaluation.json'}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from microglia.training.report import write_report
+    from microglia.training.runs import load_run
+
+    page = write_report(load_run(args.run, weights=args.weights, data_dir=args.data_dir))
+    print(f"report written to {page}")
     return 0
 
 

@@ -23,3 +23,14 @@ class CheckpointError(MicrogliaError):
 
 class TrainingDivergedError(MicrogliaError):
     """The loss or a weight became NaN or infinite during training."""
+
+
+class TrainingInterrupted(Exception):
+    """A signal stopped training after a checkpoint was saved; the run can be resumed.
+
+    Not a `MicrogliaError`: nothing was wrong with the input.
+    """
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal_number = signal_number

@@ -28,6 +28,14 @@ class BPTTRule:
         self.burn_in = burn_in
         self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
 
+    def state_dict(self) -> dict:
+        """Return the optimizer state (Adam moments and step counts) for a checkpoint."""
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the state that `state_dict()` returned."""
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def train_batch(self, x: torch.Tensor, labels: torch.Tensor) -> BatchResult:
         """Take one Adam step on minibatch `x` `[T, B, F]`, `labels` `[B]`."""
         record = self.network.simulate(x)

@@ -165,7 +165,7 @@ class GlialRule:
                 "bias": [tag.clone() for tag in self.tags.bias],
                 "wake_batches": self.tags.wake_batches,
             },
-            "feedback": self.feedback.state_dict(),
+            "feedback": dict(self.feedback.state_dict()),
             "sleeps": self.sleeps,
             "structure": self.structure.state_dict() if self.structure is not None else None,
             "homeostasis": self.homeostasis.state_dict() if self.homeostasis is not None else None,

@@ -99,22 +99,34 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     """Torch intra-op threads; 0 keeps torch's default (one per physical core)."""
+    checkpoint_every: int = 1000
+    """Minibatches between two checkpoints; 0 checkpoints at epoch ends only. Results do not depend on it."""
     out: str | None = None
+    """Run directory. It is not written into the run's config.toml, so a repeat gets a new directory."""
 
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.hidden = tuple(self.hidden)
+        if isinstance(self.hidden, (list, tuple)):
+            self.hidden = tuple(self.hidden)
+        else:
+            raise ConfigError(f"hidden: expected one or more positive layer widths, got {self.hidden!r}")
         for name in _ENUM_TYPES:
             _coerce_enum(self, name)
         if self.burn_in is None:
+            _check_int("steps", self.steps, 1)
             self.burn_in = self.steps // 4
         self.validate()
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field, its value and the allowed range."""
+        _check_text("dataset", self.dataset)
+        _check_text("data_dir", self.data_dir, optional=True)
+        _check_text("out", self.out, optional=True)
+        if not isinstance(self.download, bool):
+            raise ConfigError(f"download: expected true or false, got {self.download!r}")
         _check_range("validation_fraction", self.validation_fraction, 0.0, 0.5)
-        if not self.hidden or any(not isinstance(n, int) or n < 1 for n in self.hidden):
+        if not self.hidden or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.hidden):
             raise ConfigError(f"hidden: expected one or more positive layer widths, got {self.hidden!r}")
         _check_int("steps", self.steps, 1)
         _check_int("burn_in", self.burn_in, 0)
@@ -134,6 +146,7 @@ class TrainConfig:
         _check_int("patience", self.patience, 0)
         _check_int("seed", self.seed, 0)
         _check_int("threads", self.threads, 0)
+        _check_int("checkpoint_every", self.checkpoint_every, 0)
         if self.extra:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(self.extra))}")
 
@@ -199,8 +212,10 @@ class TrainConfig:
                 values = tomllib.load(file)
         except FileNotFoundError:
             raise ConfigError(f"configuration file not found: {path}") from None
-        except tomllib.TOMLDecodeError as error:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"configuration file {path} is not valid TOML: {error}") from None
+        except OSError as error:
+            raise ConfigError(f"cannot read configuration file {path}: {error.strerror}") from None
         values.update(overrides)
         return cls.from_dict(values)
 
@@ -230,9 +245,16 @@ def _coerce_enum(config: TrainConfig, name: str) -> None:
     value = getattr(config, name)
     try:
         setattr(config, name, enum_type(value))
-    except ValueError:
+    except (ValueError, TypeError):
         choices = ", ".join(member.value for member in enum_type)
         raise ConfigError(f"{name}: expected one of {choices}, got {value!r}") from None
+
+
+def _check_text(name: str, value: Any, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name}: expected a non-empty string, got {value!r}")
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -15,6 +15,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(descriptor, _file_mode())
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
             file.flush()
@@ -23,6 +24,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+    _sync_folder(path.parent)
+
+
+def remove_temporary_files(folder: Path) -> None:
+    """Delete temporary files that an atomic write left behind when its process was killed."""
+    if not folder.is_dir():
+        return
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _file_mode() -> int:
+    """Return the permissions an ordinary new file gets (0o666 less the umask); mkstemp would give 0o600."""
+    # NOTE: os.umask can only be read by setting it, so a file another thread creates in between ignores the umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk, so a completed rename survives a power loss."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -31,6 +59,7 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(descriptor)
     try:
+        os.chmod(temporary, _file_mode())
         save_file({name: tensor.detach().contiguous() for name, tensor in tensors.items()}, temporary, metadata=metadata)
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
@@ -38,3 +67,4 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)

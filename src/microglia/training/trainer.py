@@ -17,12 +17,21 @@ from tqdm.auto import tqdm
 from microglia.baselines import BPTTRule
 from microglia.data import Dataset, load_dataset
 from microglia.encoding import make_encoder
-from microglia.errors import ConfigError, TrainingDivergedError
+from microglia.errors import CheckpointError, ConfigError, TrainingDivergedError, TrainingInterrupted
 from microglia.glia import DensitySchedule, GlialRule
 from microglia.network import SpikingMLP
+from microglia.training.checkpoint import (
+    CHECKPOINT_DIR,
+    WEIGHTS_FORMAT,
+    check_network_tensors,
+    checkpoint_path,
+    load_newest_checkpoint,
+    save_checkpoint,
+)
 from microglia.training.config import LearningRule, Schedule, TrainConfig
 from microglia.training.evaluate import Evaluation, evaluate
 from microglia.training.files import atomic_save_tensors, atomic_write_bytes
+from microglia.training.progress import EpochProgress, StopSignals
 
 logger = logging.getLogger(__name__)
 
@@ -97,18 +106,29 @@ def density_schedule(config: TrainConfig, batches_per_epoch: int) -> DensitySche
 
 
 def default_run_dir(config: TrainConfig) -> Path:
-    """Return `runs/<dataset>-<rule>[-<feedback>]-<timestamp>`."""
+    """Return a new `runs/<dataset>-<rule>[-<feedback>]-<timestamp>[-<n>]` that does not exist yet."""
     name = f"{config.dataset}-{config.rule.value}"
     if config.rule is LearningRule.GLIA:
         name += f"-{config.feedback.value}"
-    return Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    base = Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
 
 
 class Trainer:
     """Train a spiking network as `config` describes and write a run directory.
 
-    The run directory holds `config.toml` (the resolved settings), `metrics.jsonl` (one
-    line per epoch), `summary.json` (with the test accuracy) and `weights.safetensors`.
+    The run directory contains `config.toml` (the resolved settings without `out`),
+    `metrics.jsonl` (one line per epoch), `checkpoints/` (see `microglia.training.checkpoint`),
+    and at the end `summary.json` (with the test accuracy) and `weights.safetensors`.
+
+    A checkpoint is written before the first minibatch, every `config.checkpoint_every`
+    minibatches and at every epoch end. SIGINT and SIGTERM stop training at the next minibatch
+    boundary with a checkpoint (`TrainingInterrupted`); `Trainer.resume` continues from the
+    newest checkpoint and ends with the same weights as an uninterrupted run.
 
     Args:
         config: the run's settings.
@@ -137,39 +157,66 @@ class Trainer:
         self.encoder = make_encoder(config.encoding, config.steps, self.generator)
 
         self.run_dir = Path(config.out) if config.out else default_run_dir(config)
+        self.epoch_progress = EpochProgress(epoch=1, spikes=[0.0] * len(config.hidden))
         self.history: list[dict] = []
         self.best_accuracy = -1.0
         self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.epochs_without_gain = 0
+        self.stopped_early = False
+        self.train_seconds = 0.0
+        self.resumed = False
+        self.last_checkpoint: Path | None = None
+        self._stop = StopSignals()
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, dataset: Dataset | None = None, progress: bool = True, **overrides) -> Trainer:
+        """Rebuild the trainer of an interrupted run from its `config.toml` and newest valid checkpoint.
+
+        A run killed before its first checkpoint starts again from the beginning.
+
+        Args:
+            run_dir: the run directory.
+            overrides: settings that do not change results, such as `data_dir`.
+
+        Raises:
+            CheckpointError: `run_dir` contains no run, the run has finished, or no checkpoint is readable.
+        """
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.toml").is_file():
+            raise CheckpointError(f"cannot resume {run_dir}: it contains no run (config.toml not found)")
+        if (run_dir / "summary.json").exists():
+            raise CheckpointError(f"cannot resume {run_dir}: the run has finished (summary.json exists)")
+        config = TrainConfig.from_toml(run_dir / "config.toml", **overrides)
+
+        trainer = cls(config, dataset=dataset, progress=progress)
+        trainer.run_dir = run_dir
+        trainer.resumed = True
+        newest = load_newest_checkpoint(run_dir)
+        if newest is None:
+            logger.warning("no checkpoint in %s; starting the run from its beginning", run_dir)
+        else:
+            path, state = newest
+            trainer.load_state(state, path)
+            trainer.last_checkpoint = path
+            logger.info("resuming %s from %s", run_dir, path.name)
+        return trainer
 
     def run(self) -> RunResult:
         """Train for the configured epochs, restore the best epoch, test once, write the results."""
         config = self.config
-        self._prepare_run_dir()
+        if self.resumed:
+            self._rewrite_metrics()
+        else:
+            self._prepare_run_dir()
+        if self.last_checkpoint is None:
+            self.save_checkpoint()
         logger.info("training %s on %s, run directory %s", config.rule.value, config.dataset, self.run_dir)
 
-        start = time.perf_counter()
-        epochs_without_gain = 0
-        for epoch in range(1, config.epochs + 1):
-            record = self.train_epoch(epoch)
-            self.history.append(record)
-            self._append_metrics(record)
-            logger.info(_describe_epoch(record, config.epochs))
-
-            # only epochs at the final density compete, so the tested network has the density asked for
-            if not _reached_final_density(self.rule):
-                continue
-            if record["val_accuracy"] is None or record["val_accuracy"] >= self.best_accuracy:
-                self.best_accuracy = record["val_accuracy"] if record["val_accuracy"] is not None else -1.0
-                self.best_epoch = epoch
-                self.best_state = {name: tensor.clone() for name, tensor in self.network.state_dict().items()}
-                epochs_without_gain = 0
-            else:
-                epochs_without_gain += 1
-            if config.patience and epochs_without_gain >= config.patience:
-                logger.info("stopping early: no better validation accuracy for %d epochs", config.patience)
-                break
-        train_seconds = time.perf_counter() - start
+        with self._stop:
+            while not self.stopped_early and self.epoch_progress.epoch <= config.epochs:
+                self._train_epoch()
+            self._stop_if_requested()
 
         # the test split is evaluated once, with the weights of the best validation epoch
         if self.best_state is None:
@@ -186,62 +233,175 @@ class Trainer:
             batch_size=EVALUATION_BATCH_SIZE,
             confusion=True,
         )
-        self._write_results(test, train_seconds)
+        self._write_results(test)
         return RunResult(config, self.run_dir, test, self.best_epoch, self.history)
 
     def train_epoch(self, epoch: int) -> dict:
-        """Train one epoch, validate, and return the epoch's metrics record."""
+        """Train epoch `epoch` from its first minibatch, validate, and return its metrics record."""
+        self.epoch_progress = EpochProgress(epoch=epoch, spikes=[0.0] * len(self.config.hidden))
+        return self._finish_epoch_record()
+
+    def _train_epoch(self) -> None:
+        """Train the rest of the epoch in progress, then select the model and checkpoint."""
+        config = self.config
+        record = self._finish_epoch_record()
+        epoch = record["epoch"]
+        self.history.append(record)
+        self._append_metrics(record)
+        logger.info(_describe_epoch(record, config.epochs))
+
+        # only epochs at the final density compete, so the tested network has the density asked for
+        if _reached_final_density(self.rule):
+            self._select_model(record)
+
+        self.epoch_progress = EpochProgress(epoch=epoch + 1, spikes=[0.0] * len(config.hidden))
+        self.save_checkpoint()
+        self._stop_if_requested()
+
+    def _select_model(self, record: dict) -> None:
+        """Keep the weights of the epoch in `record` if its validation accuracy is the best so far."""
+        accuracy = record["val_accuracy"]
+        if accuracy is None or accuracy >= self.best_accuracy:
+            self.best_accuracy = accuracy if accuracy is not None else -1.0
+            self.best_epoch = record["epoch"]
+            self.best_state = {name: tensor.clone() for name, tensor in self.network.state_dict().items()}
+            self.epochs_without_gain = 0
+        else:
+            self.epochs_without_gain += 1
+
+        if self.config.patience and self.epochs_without_gain >= self.config.patience:
+            logger.info("stopping early: no better validation accuracy for %d epochs", self.config.patience)
+            self.stopped_early = True
+
+    def _finish_epoch_record(self) -> dict:
+        """Train the remaining minibatches of `self.epoch_progress`, validate, and return the record."""
         config = self.config
         train = self.dataset.train
-        order = torch.randperm(len(train), generator=self.generator)
+        progress = self.epoch_progress
+        epoch = progress.epoch
+        if progress.order is None:
+            progress.order = torch.randperm(len(train), generator=self.generator)
 
-        loss_sum, correct, writes = 0.0, 0, 0
-        pruned_before, grown_before = _structure_totals(self.rule)
-        spikes = [0.0] * len(config.hidden)
         bar = tqdm(
             total=self.batches_per_epoch,
+            initial=progress.batch,
             desc=f"epoch {epoch}/{config.epochs}",
             disable=not self.progress,
             leave=False,
             unit="batch",
         )
-        start = time.perf_counter()
-        for index, first in enumerate(range(0, len(train), config.batch_size)):
-            batch = order[first : first + config.batch_size]
+        while progress.batch < self.batches_per_epoch:
+            start = time.perf_counter()
+            index = progress.batch
+            batch = progress.order[index * config.batch_size : (index + 1) * config.batch_size]
             self._set_learning_rate((epoch - 1) * self.batches_per_epoch + index)
 
             result = self.rule.train_batch(self.encoder(train.images[batch]), train.labels[batch])
             self._check_finite(result.loss, epoch, index)
 
-            loss_sum += result.loss * len(batch)
-            correct += result.correct
-            writes += result.weight_writes
-            spikes = [total + new for total, new in zip(spikes, result.spikes_per_layer)]
+            progress.loss_sum += result.loss * len(batch)
+            progress.correct += result.correct
+            progress.writes += result.weight_writes
+            progress.spikes = [total + new for total, new in zip(progress.spikes, result.spikes_per_layer)]
+            progress.batch += 1
+            progress.seconds += time.perf_counter() - start
             bar.update(1)
             bar.set_postfix(loss=f"{result.loss:.3f}", acc=f"{result.correct / len(batch):.3f}")
-        if isinstance(self.rule, GlialRule) and epoch == config.epochs:
-            writes += self.rule.sleep()
-        seconds = time.perf_counter() - start
+
+            batches_done = self.batches_done()
+            if config.checkpoint_every and batches_done % config.checkpoint_every == 0:
+                self.save_checkpoint()
+            self._stop_if_requested()
         bar.close()
+
+        start = time.perf_counter()
+        if isinstance(self.rule, GlialRule) and epoch == config.epochs:
+            progress.writes += self.rule.sleep()
+        progress.seconds += time.perf_counter() - start
+        self.train_seconds += progress.seconds
 
         validation = self._validate()
         n_train = len(train)
         pruned, grown = _structure_totals(self.rule)
+        layers = len(self.network.synaptic_layers)
+        previous = self.history[-1] if self.history else {"pruned_total": [0] * layers, "grown_total": [0] * layers}
         return {
             "epoch": epoch,
             "lr": self.rule.optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / n_train,
-            "train_accuracy": correct / n_train,
-            "train_firing_rate": [total / (n_train * config.steps * n) for total, n in zip(spikes, config.hidden)],
-            "samples_per_second": n_train / seconds,
-            "epoch_seconds": seconds,
-            "weight_writes_per_sample": writes / n_train,
+            "train_loss": progress.loss_sum / n_train,
+            "train_accuracy": progress.correct / n_train,
+            "train_firing_rate": [
+                total / (n_train * config.steps * n) for total, n in zip(progress.spikes, config.hidden)
+            ],
+            "samples_per_second": n_train / progress.seconds,
+            "epoch_seconds": progress.seconds,
+            "weight_writes_per_sample": progress.writes / n_train,
             "density": [layer.density for layer in self.network.synaptic_layers],
-            "pruned": [after - before for after, before in zip(pruned, pruned_before)],
-            "grown": [after - before for after, before in zip(grown, grown_before)],
+            "pruned": [after - before for after, before in zip(pruned, previous["pruned_total"])],
+            "grown": [after - before for after, before in zip(grown, previous["grown_total"])],
+            "pruned_total": pruned,
+            "grown_total": grown,
             "threshold_mean": [float(layer.threshold.mean()) for layer in self.network.hidden],
             **_validation_fields(validation),
         }
+
+    def batches_done(self) -> int:
+        """Return the minibatches trained so far in the whole run."""
+        return (self.epoch_progress.epoch - 1) * self.batches_per_epoch + self.epoch_progress.batch
+
+    def state_dict(self) -> dict:
+        """Return the whole state of the run, for a checkpoint."""
+        return {
+            "sizes": list(self.network.sizes),
+            "network": dict(self.network.state_dict()),
+            "rule": self.rule.state_dict(),
+            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "progress": self.epoch_progress.state_dict(),
+            "best": {"accuracy": self.best_accuracy, "epoch": self.best_epoch, "state": self.best_state},
+            "epochs_without_gain": self.epochs_without_gain,
+            "stopped_early": self.stopped_early,
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+        }
+
+    def load_state(self, state: dict, path: Path) -> None:
+        """Restore a checkpoint's state; raise CheckpointError if it does not fit this run."""
+        check_network_tensors(state["network"], self.network, path)
+        try:
+            self.network.load_state_dict(state["network"])
+            self.rule.load_state_dict(state["rule"])
+            self.generator.set_state(state["rng"]["generator"])
+            torch.set_rng_state(state["rng"]["torch"])
+            self.epoch_progress = EpochProgress.from_state(state["progress"])
+            best = state["best"]
+            self.best_accuracy = float(best["accuracy"])
+            self.best_epoch = int(best["epoch"])
+            self.best_state = best["state"]
+            self.epochs_without_gain = int(state["epochs_without_gain"])
+            self.stopped_early = bool(state["stopped_early"])
+            self.train_seconds = float(state["train_seconds"])
+            self.history = list(state["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"{path} does not fit this run's configuration: {error}") from None
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the run's current state."""
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.batches_done(), self.state_dict())
+        return self.last_checkpoint
+
+    def _stop_if_requested(self) -> None:
+        """Save a checkpoint and raise TrainingInterrupted if SIGINT or SIGTERM arrived."""
+        received = self._stop.received
+        if received is None:
+            return
+        if self.last_checkpoint != checkpoint_path(self.run_dir, self.batches_done()):
+            self.save_checkpoint()
+        progress = self.epoch_progress
+        raise TrainingInterrupted(
+            f"stopped by {received.name} at epoch {progress.epoch}, batch {progress.batch}; "
+            f"checkpoint saved in {self.last_checkpoint}; continue with: microglia train --resume {self.run_dir}",
+            int(received),
+        )
 
     def _validate(self) -> Evaluation | None:
         validation = self.dataset.validation
@@ -266,25 +426,29 @@ class Trainer:
             group["lr"] = lr
 
     def _check_finite(self, loss: float, epoch: int, batch: int) -> None:
+        kept = f"; the last good checkpoint is kept: {self.last_checkpoint}" if self.last_checkpoint else ""
         if not math.isfinite(loss):
             raise TrainingDivergedError(
                 f"training diverged: the loss became {loss} at epoch {epoch}, batch {batch}; "
-                f"try a smaller --lr (now {self.config.lr})"
+                f"try a smaller --lr (now {self.config.lr}){kept}"
             )
         for name, parameter in self.network.named_parameters():
             if not torch.isfinite(parameter).all():
                 raise TrainingDivergedError(
                     f"training diverged: {name} holds NaN or infinite values after epoch {epoch}, batch {batch}; "
-                    f"try a smaller --lr (now {self.config.lr})"
+                    f"try a smaller --lr (now {self.config.lr}){kept}"
                 )
 
     def _prepare_run_dir(self) -> None:
-        if (self.run_dir / "metrics.jsonl").exists():
+        run_dir = self.run_dir
+        if any((run_dir / name).exists() for name in ("config.toml", "metrics.jsonl", CHECKPOINT_DIR)):
             raise ConfigError(
-                f"run directory {self.run_dir} already holds a run; choose another --out or remove it first"
+                f"run directory {run_dir} already contains a run; continue it with --resume {run_dir}, "
+                "choose another --out, or remove it first"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config.write_toml(self.run_dir / "config.toml")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # without `out`, the file repeats the run into a new directory
+        self.config.replace(out=None).write_toml(run_dir / "config.toml")
 
     def _append_metrics(self, record: dict) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
@@ -292,7 +456,12 @@ class Trainer:
             file.flush()
             os.fsync(file.fileno())
 
-    def _write_results(self, test: Evaluation, train_seconds: float) -> None:
+    def _rewrite_metrics(self) -> None:
+        """Make metrics.jsonl match the restored history: a killed run may have written lines past its checkpoint."""
+        lines = "".join(json.dumps(record) + "\n" for record in self.history)
+        atomic_write_bytes(self.run_dir / "metrics.jsonl", lines.encode())
+
+    def _write_results(self, test: Evaluation) -> None:
         config = self.config
         samples = sum(len(self.dataset.train) for _ in self.history)
         summary = {
@@ -303,8 +472,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_val_accuracy": self.best_accuracy if self.best_accuracy >= 0 else None,
             "epochs_run": len(self.history),
-            "train_seconds": train_seconds,
-            "train_samples_per_second": samples / train_seconds,
+            "train_seconds": self.train_seconds,
+            "train_samples_per_second": samples / self.train_seconds,
             "test": test.to_dict(),
             "sizes": self.network.sizes,
             "config": config.to_dict(),
@@ -312,7 +481,7 @@ class Trainer:
         atomic_save_tensors(
             self.run_dir / "weights.safetensors",
             self.network.state_dict(),
-            metadata={"sizes": json.dumps(self.network.sizes), "format": "microglia.SpikingMLP"},
+            metadata={"sizes": json.dumps(self.network.sizes), "format": WEIGHTS_FORMAT},
         )
         atomic_write_bytes(self.run_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
 
