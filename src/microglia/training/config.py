@@ -28,6 +28,8 @@ class LearningRule(str, enum.Enum):
 
     GLIA = "glia"
     BPTT = "bptt"
+    PERTURBATION = "perturbation"
+    ANN = "ann"
 
 
 class Schedule(str, enum.Enum):
@@ -72,6 +74,12 @@ class TrainConfig:
     schedule: Schedule = Schedule.COSINE
     sleep_interval: int = 1
     chunk_steps: int = 10
+    perturbation_sigma: float = 0.05
+    perturbation_pairs: int = 20
+    perturbation_rank: int = 0
+    """Rank of each weight perturbation of the perturbation rule; 0 draws full-rank ones."""
+    alignment_probe: int = 256
+    """Validation samples on which glia runs measure update-gradient alignment each epoch; 0 skips it."""
 
     # run
     batch_size: int = 32
@@ -110,6 +118,10 @@ class TrainConfig:
         _check_positive("lr", self.lr)
         _check_int("sleep_interval", self.sleep_interval, 1)
         _check_int("chunk_steps", self.chunk_steps, 1)
+        _check_positive("perturbation_sigma", self.perturbation_sigma)
+        _check_int("perturbation_pairs", self.perturbation_pairs, 1)
+        _check_int("perturbation_rank", self.perturbation_rank, 0)
+        _check_int("alignment_probe", self.alignment_probe, 0)
         _check_int("batch_size", self.batch_size, 1)
         _check_int("epochs", self.epochs, 1)
         _check_int("patience", self.patience, 0)

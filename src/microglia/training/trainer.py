@@ -14,14 +14,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from microglia.baselines import BPTTRule
+from microglia.baselines import ANNRule, BPTTRule, PerturbationRule, ReLUMLP
 from microglia.data import Dataset, load_dataset
 from microglia.encoding import make_encoder
 from microglia.errors import ConfigError, TrainingDivergedError
 from microglia.glia import GlialRule
 from microglia.network import SpikingMLP
+from microglia.training.alignment import measure_alignment
 from microglia.training.config import LearningRule, Schedule, TrainConfig
-from microglia.training.evaluate import Evaluation, evaluate
+from microglia.training.evaluate import Evaluation, evaluate, evaluate_ann
 from microglia.training.files import atomic_save_tensors, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -56,9 +57,24 @@ def build_network(config: TrainConfig, n_features: int, n_classes: int, generato
 
 
 def build_rule(config: TrainConfig, network: SpikingMLP, generator: torch.Generator):
-    """Build the learning rule that `config` names; it exposes `train_batch` and `optimizer`."""
+    """Build the learning rule that `config` names; it exposes `network`, `train_batch` and `optimizer`.
+
+    The `ann` rule trains a `ReLUMLP` of the same sizes in place of the spiking `network`.
+    """
     if config.rule is LearningRule.BPTT:
         return BPTTRule(network, lr=config.lr, burn_in=config.burn_in)
+    if config.rule is LearningRule.ANN:
+        return ANNRule(ReLUMLP(network.sizes, generator=generator), lr=config.lr)
+    if config.rule is LearningRule.PERTURBATION:
+        return PerturbationRule(
+            network,
+            lr=config.lr,
+            sigma=config.perturbation_sigma,
+            population=config.perturbation_pairs,
+            rank=config.perturbation_rank,
+            burn_in=config.burn_in,
+            generator=generator,
+        )
     return GlialRule(
         network,
         feedback=config.feedback,
@@ -108,7 +124,9 @@ class Trainer:
         )
         self.network = build_network(config, self.dataset.n_features, self.dataset.n_classes, self.generator)
         self.rule = build_rule(config, self.network, self.generator)
+        self.network = self.rule.network
         self.encoder = make_encoder(config.encoding, config.steps, self.generator)
+        self.probe = self._alignment_probe()
 
         self.run_dir = Path(config.out) if config.out else default_run_dir(config)
         self.batches_per_epoch = math.ceil(len(self.dataset.train) / config.batch_size)
@@ -145,15 +163,7 @@ class Trainer:
 
         # the test split is evaluated once, with the weights of the best validation epoch
         self.network.load_state_dict(self.best_state)
-        test = evaluate(
-            self.network,
-            self.dataset.test.images,
-            self.dataset.test.labels,
-            self.encoder,
-            burn_in=config.burn_in,
-            batch_size=EVALUATION_BATCH_SIZE,
-            confusion=True,
-        )
+        test = self._evaluate(self.dataset.test.images, self.dataset.test.labels, confusion=True)
         self._write_results(test, train_seconds)
         return RunResult(config, self.run_dir, test, self.best_epoch, self.history)
 
@@ -192,32 +202,69 @@ class Trainer:
         bar.close()
 
         validation = self._validate()
+        alignment = self._measure_alignment()
         n_train = len(train)
         return {
             "epoch": epoch,
             "lr": self.rule.optimizer.param_groups[0]["lr"],
             "train_loss": loss_sum / n_train,
             "train_accuracy": correct / n_train,
-            "train_firing_rate": [total / (n_train * config.steps * n) for total, n in zip(spikes, config.hidden)],
+            "train_firing_rate": None
+            if isinstance(self.network, ReLUMLP)
+            else [total / (n_train * config.steps * n) for total, n in zip(spikes, config.hidden)],
             "samples_per_second": n_train / seconds,
             "epoch_seconds": seconds,
             "weight_writes_per_sample": writes / n_train,
-            "density": [layer.density for layer in self.network.synaptic_layers],
+            "density": self._density(),
             **_validation_fields(validation),
+            "alignment_angle_deg": alignment.angle_deg if alignment else None,
+            "sign_agreement": alignment.sign_agreement if alignment else None,
         }
 
     def _validate(self) -> Evaluation | None:
         validation = self.dataset.validation
         if len(validation) == 0:
             return None
+        return self._evaluate(validation.images, validation.labels)
+
+    def _evaluate(self, images: torch.Tensor, labels: torch.Tensor, *, confusion: bool = False) -> Evaluation:
+        if isinstance(self.network, ReLUMLP):
+            return evaluate_ann(
+                self.network, images, labels, self.encoder, batch_size=EVALUATION_BATCH_SIZE, confusion=confusion
+            )
         return evaluate(
             self.network,
-            validation.images,
-            validation.labels,
+            images,
+            labels,
             self.encoder,
             burn_in=self.config.burn_in,
             batch_size=EVALUATION_BATCH_SIZE,
+            confusion=confusion,
         )
+
+    def _density(self) -> list[float] | None:
+        if isinstance(self.network, ReLUMLP):
+            return None
+        return [layer.density for layer in self.network.synaptic_layers]
+
+    def _alignment_probe(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Encode the first `alignment_probe` validation samples once, with an encoder of their own.
+
+        The probe's own random generator keeps the training data order and spike trains
+        the same whether alignment is measured or not.
+        """
+        config = self.config
+        validation = self.dataset.validation
+        if not isinstance(self.rule, GlialRule) or config.alignment_probe == 0 or len(validation) == 0:
+            return None
+        encoder = make_encoder(config.encoding, config.steps, torch.Generator().manual_seed(config.seed))
+        count = min(config.alignment_probe, len(validation))
+        return encoder(validation.images[:count]), validation.labels[:count]
+
+    def _measure_alignment(self):
+        if self.probe is None:
+            return None
+        return measure_alignment(self.rule, *self.probe)
 
     def _set_learning_rate(self, batch_number: int) -> None:
         config = self.config
@@ -273,7 +320,7 @@ class Trainer:
         atomic_save_tensors(
             self.run_dir / "weights.safetensors",
             self.network.state_dict(),
-            metadata={"sizes": json.dumps(self.network.sizes), "format": "microglia.SpikingMLP"},
+            metadata={"sizes": json.dumps(self.network.sizes), "format": f"microglia.{type(self.network).__name__}"},
         )
         atomic_write_bytes(self.run_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
 
@@ -304,6 +351,8 @@ def _describe_epoch(record: dict, epochs: int) -> str:
         f"train accuracy {record['train_accuracy']:.4f}"
     )
     if record["val_accuracy"] is not None:
+        text += f", validation accuracy {record['val_accuracy']:.4f}"
+    if record["firing_rate"] is not None:
         rates = ", ".join(f"{rate:.3f}" for rate in record["firing_rate"])
-        text += f", validation accuracy {record['val_accuracy']:.4f}, firing rate [{rates}]"
+        text += f", firing rate [{rates}]"
     return text + f", {record['samples_per_second']:.0f} samples/s"
