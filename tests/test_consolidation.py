@@ -87,6 +87,29 @@ def test_rprop_step_clipped_to_lr_over_thousand():
     assert all(move == 0.0 for move in moves[1::2])
 
 
+def test_rprop_moves_follow_learning_rate_schedule():
+    network = tiny_network()
+    consolidator = Consolidator(network, "rprop", lr=0.1)
+    tags = [[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]]
+    consolidate_hidden(consolidator, network, tags)
+
+    # a schedule that has lowered lr to a quarter scales the move, not the adapted step
+    for group in consolidator.optimizer.param_groups:
+        group["lr"] = 0.025
+    before = network.hidden[0].weight.detach().clone()
+    after = consolidate_hidden(consolidator, network, tags)
+    assert float(after[0, 0] - before[0, 0]) == pytest.approx(-0.12 / 4, rel=1e-5)
+    assert float(after[0, 1] - before[0, 1]) == pytest.approx(0.12 / 4, rel=1e-5)
+    assert consolidator.optimizer.param_groups[0]["lr"] == 0.025
+
+    # back at the full rate, the step has kept growing: 0.1 * 1.2^2
+    for group in consolidator.optimizer.param_groups:
+        group["lr"] = 0.1
+    before = network.hidden[0].weight.detach().clone()
+    after = consolidate_hidden(consolidator, network, tags)
+    assert float(after[0, 0] - before[0, 0]) == pytest.approx(-0.144, rel=1e-5)
+
+
 def test_sign_moves_nonzero_tags_by_exactly_lr():
     network = tiny_network(sizes=(4, 3, 2))
     consolidator = Consolidator(network, "sign", lr=0.01)

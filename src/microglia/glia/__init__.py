@@ -1,6 +1,6 @@
 """The glial learning pathway: traces, feedback, tags, consolidation and the wake/sleep rule."""
 
-from microglia.glia.consolidation import ConsolidationRule, Consolidator, SignSGD, make_optimizer
+from microglia.glia.consolidation import ConsolidationRule, Consolidator, ScheduledRprop, SignSGD, make_optimizer
 from microglia.glia.feedback import FeedbackKind, FeedbackPathway
 from microglia.glia.learner import GlialLearner, WakeResult
 from microglia.glia.rule import BatchResult, GlialRule
@@ -16,6 +16,7 @@ __all__ = [
     "GlialLearner",
     "GlialRule",
     "GlialTags",
+    "ScheduledRprop",
     "SignSGD",
     "WakeResult",
     "constant_input_coefficients",
