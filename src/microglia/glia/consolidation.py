@@ -72,7 +72,7 @@ class ScheduledRprop(torch.optim.Rprop):
         rates, before = [], []
         for group in self.param_groups:
             rates.append(group["lr"])
-            # Rprop starts each step size at group["lr"]: keep that the initial lr
+            # Rprop sets a new weight's first step size to group["lr"], which must stay the initial lr
             group["lr"] = group["initial_lr"]
             before.append([parameter.clone() for parameter in group["params"]])
 
