@@ -160,6 +160,15 @@ def test_cli_exposes_structure_options():
             {"rule": "bptt", "target_rate": 0.1},
             "target_rate: homeostasis is part of the glia rule; expected 0 with rule bptt",
         ),
+        (
+            {"rule": "ann", "density": 0.5},
+            "density: pruning and growth are part of the glia rule; "
+            "expected density 1.0 and no initial_density with rule ann",
+        ),
+        (
+            {"rule": "perturbation", "target_rate": 0.1},
+            "target_rate: homeostasis is part of the glia rule; expected 0 with rule perturbation",
+        ),
     ],
 )
 def test_invalid_structure_config(settings, message):

@@ -110,7 +110,7 @@ def test_exploding_weights_stop_training(tmp_path, digits):
         ({"lr": float("nan")}, "lr: expected a finite number > 0, got nan"),
         ({"beta": 1.5}, "beta: expected a number in (0.0, 1.0], got 1.5"),
         ({"feedback": "mirror"}, "feedback: expected one of exact, sign, random, direct, got 'mirror'"),
-        ({"rule": "hebb"}, "rule: expected one of glia, bptt, got 'hebb'"),
+        ({"rule": "hebb"}, "rule: expected one of glia, bptt, perturbation, ann, got 'hebb'"),
         ({"hidden": (100, 0)}, "hidden: expected one or more positive layer widths, got (100, 0)"),
         ({"validation_fraction": 0.9}, "validation_fraction: expected a number in [0.0, 0.5], got 0.9"),
         ({"epochs": True}, "epochs: expected an integer >= 1, got True"),

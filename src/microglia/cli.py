@@ -28,7 +28,10 @@ OPTION_HELP = {
     "surrogate": "pseudo-derivative shape: triangle or fast_sigmoid",
     "gamma": "height of the pseudo-derivative (dampening factor)",
     "init_scale": "hidden weights start uniform in +-init_scale / sqrt(fan_in)",
-    "rule": "learning rule: glia (forward-only glial learning) or bptt (surrogate-gradient BPTT)",
+    "rule": (
+        "learning rule: glia (forward-only glial learning), bptt (surrogate-gradient BPTT), "
+        "perturbation (antithetic weight perturbations, for small networks) or ann (ReLU MLP baseline, no spikes)"
+    ),
     "feedback": "glial feedback pathway: exact, sign, random or direct",
     "consolidation": "how sleep applies the accumulated tags: sgd, adam, sign or rprop",
     "lr": "learning rate (initial step size for rprop)",
@@ -48,6 +51,13 @@ OPTION_HELP = {
     "target_rate": "homeostatic target firing rate of hidden neurons, in spikes per step (0: homeostasis off)",
     "homeostasis_rate": "gain of the homeostatic update per sleep: theta *= exp(rate * (firing rate - target)), "
     "bias -= rate * theta * (firing rate - target)",
+    "perturbation_sigma": "standard deviation of each weight perturbation of --rule perturbation",
+    "perturbation_pairs": "antithetic perturbation pairs per minibatch of --rule perturbation (2 forward passes each)",
+    "perturbation_rank": "rank of each weight perturbation of --rule perturbation (0: full rank)",
+    "alignment_probe": (
+        "validation samples on which glia runs log the angle and sign agreement between "
+        "the glial update and the BPTT gradient each epoch (0: off)"
+    ),
     "batch_size": "samples per minibatch",
     "epochs": "passes over the training data",
     "patience": "stop after this many epochs without a better validation accuracy (0: never)",
@@ -77,21 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
 
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "extra":
-            continue
-        option = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = OPTION_HELP[f.name]
-        if default is not None:
-            help_text += f" (default: {_show_default(default)})"
-        if f.name == "download":
-            train.add_argument(option, action="store_true", default=None, help=OPTION_HELP[f.name])
-            continue
-        train.add_argument(
-            option, type=_option_type(f.name, hints[f.name]), default=None, metavar=f.name.upper(), help=help_text
-        )
+    _add_config_options(train, TrainConfig)
+
+    compare = commands.add_parser(
+        "compare",
+        help="train a grid of rules x feedback kinds x consolidation rules x sleep intervals over seeds; tabulate",
+        description=(
+            "Train every combination of the grid over N seeds (in parallel processes), then write "
+            "results.csv, results.md and results.png with mean ± standard deviation over seeds. "
+            "Feedback, consolidation and sleep interval apply to the glia rule only. Every other "
+            "option is a training setting shared by all runs."
+        ),
+    )
+    compare.add_argument("--grid", metavar="FILE", help="TOML file of grid axes and shared settings; options given here override it")
+    for axis, help_text in COMPARE_AXIS_HELP.items():
+        compare.add_argument("--" + axis.replace("_", "-"), type=_parse_list, default=None, metavar="LIST", help=help_text)
+    compare.add_argument("--seeds", type=int, default=None, help="number of seeds per configuration, 0 to N-1 (default: 1)")
+    compare.add_argument(
+        "--workers", type=int, default=None, help="parallel training processes (default: 0, one per CPU core)"
+    )
+    compare.add_argument("--out", default=None, help="output folder (default: compare/<dataset>-<time>)")
+    compare.add_argument("--quiet", action="store_true", help="log only warnings and errors")
+    _add_config_options(compare, TrainConfig, skip={"rule", "feedback", "consolidation", "sleep_interval", "seed", "out"})
 
     for name, help_text in (
         ("evaluate", "evaluate a run's weights on the test split: accuracy, confusion matrix, spikes and SynOps"),
@@ -108,6 +125,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMPARE_AXIS_HELP = {
+    "rule": "learning rules, comma-separated: glia, bptt, perturbation, ann (default: glia)",
+    "feedback": "glial feedback kinds, comma-separated: exact, sign, random, direct (default: sign)",
+    "consolidation": "consolidation rules, comma-separated: sgd, adam, sign, rprop (default: adam)",
+    "sleep_interval": "sleep intervals K, comma-separated integers (default: 1)",
+}
+
+
+def _add_config_options(parser: argparse.ArgumentParser, config_type, skip: set[str] = frozenset()) -> None:
+    """Add one option per field of `config_type` (a TrainConfig) not in `skip`, defaulting to None."""
+    hints = typing.get_type_hints(config_type)
+    for f in dataclasses.fields(config_type):
+        if f.name == "extra" or f.name in skip:
+            continue
+        option = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = OPTION_HELP[f.name]
+        if default is not None:
+            help_text += f" (default: {_show_default(default)})"
+        if f.name == "download":
+            parser.add_argument(option, action="store_true", default=None, help=OPTION_HELP[f.name])
+            continue
+        parser.add_argument(
+            option, type=_option_type(f.name, hints[f.name]), default=None, metavar=f.name.upper(), help=help_text
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
@@ -117,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
-    commands = {"train": _train, "evaluate": _evaluate, "report": _report}
+    commands = {"train": _train, "evaluate": _evaluate, "report": _report, "compare": _compare}
     try:
         return commands[args.command](args)
     except MicrogliaError as error:
@@ -197,6 +241,50 @@ def _report(args: argparse.Namespace) -> int:
     page = write_report(load_run(args.run, weights=args.weights, data_dir=args.data_dir))
     print(f"report written to {page}")
     return 0
+def _compare(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from microglia.compare import compare, grid_from_values, read_grid_file
+
+    values = read_grid_file(args.grid) if args.grid else {}
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if value is not None and key not in ("command", "grid", "quiet")
+    }
+    values.update(overrides)
+    if "sleep_interval" in values and isinstance(values["sleep_interval"], list):
+        values["sleep_interval"] = [_parse_integer("sleep_interval", item) for item in values["sleep_interval"]]
+    workers = values.pop("workers", 0)
+    out = values.pop("out", None) or f"compare/{values.get('dataset', 'digits')}-{datetime.now():%Y%m%d-%H%M%S}"
+    grid = grid_from_values(values)
+
+    result = compare(grid, out, workers=workers)
+    print(result.markdown_path.read_text(encoding="utf-8"), end="")
+    print(f"table: {result.csv_path}, {result.markdown_path}; figure: {result.figure_path}")
+    failed = sum(1 for outcome in result.outcomes if outcome.error is not None)
+    if failed:
+        print(f"error: {failed} run(s) failed; see the log above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parse_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list such as sign,random, got {text!r}")
+    return items
+
+
+def _parse_integer(name: str, value) -> int:
+    from microglia.errors import ConfigError
+
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected integers >= 1, got {value!r}") from None
 
 
 def _option_type(name: str, annotation) -> typing.Callable[[str], object]:

@@ -2,6 +2,7 @@
 
 from microglia.glia.consolidation import ConsolidationRule, Consolidator, SignSGD, make_optimizer
 from microglia.glia.density import DensitySchedule
+from microglia.glia.consolidation import ConsolidationRule, Consolidator, ScheduledRprop, SignSGD, make_optimizer
 from microglia.glia.feedback import FeedbackKind, FeedbackPathway
 from microglia.glia.homeostasis import Homeostasis
 from microglia.glia.learner import GlialLearner, WakeResult
@@ -22,6 +23,7 @@ __all__ = [
     "GlialTags",
     "Homeostasis",
     "Regrowth",
+    "ScheduledRprop",
     "SignSGD",
     "StructuralPlasticity",
     "WakeResult",

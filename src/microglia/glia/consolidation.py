@@ -5,9 +5,11 @@ Rules, for a weight w with tag a (the bias is treated as a weight with constant 
 - `sgd`:   w -= lr * a
 - `adam`:  Adam (Kingma and Ba, 2015) with `a` as the gradient
 - `sign`:  w -= lr * sign(a)          (signSGD; a zero tag leaves w unchanged)
-- `rprop`: w -= step * sign(a), with a per-weight step that grows x1.2 while sign(a) repeats
-           and shrinks x0.5 when it flips (clipped to [lr / 1000, 50 * lr]); after a flip the
-           weight waits one sleep (the iRprop- variant of `torch.optim.Rprop`).
+- `rprop`: w -= step * sign(a) * lr_t / lr, with a per-weight step that starts at lr, grows
+           x1.2 while sign(a) repeats and shrinks x0.5 when it flips (clipped to
+           [lr / 1000, 50 * lr]); after a flip the weight waits one sleep (the iRprop- variant
+           of `torch.optim.Rprop`). `lr_t` is the learning rate that a schedule has set now:
+           the schedule scales each move, and the step sizes adapt as without it.
 
 Pruned synapses (mask 0) receive a zero tag and are set back to exactly 0 after every step,
 so no rule can revive them, not even through Adam's momentum. Structural changes reset the
@@ -53,6 +55,39 @@ class SignSGD(torch.optim.Optimizer):
                     parameter.add_(torch.sign(parameter.grad), alpha=-group["lr"])
 
 
+class ScheduledRprop(torch.optim.Rprop):
+    """`torch.optim.Rprop` whose moves are scaled by `lr / initial_lr`, so a learning-rate schedule acts on it.
+
+    Plain Rprop reads `lr` only once, as the first step size, so a schedule would not change
+    it. Here the step sizes adapt exactly as in `torch.optim.Rprop`, and each move is then
+    multiplied by the present `lr` over the `lr` given at construction.
+    """
+
+    def __init__(self, params, lr: float, etas: tuple[float, float], step_sizes: tuple[float, float]):
+        super().__init__(params, lr=lr, etas=etas, step_sizes=step_sizes)
+        for group in self.param_groups:
+            group["initial_lr"] = lr
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        rates, before = [], []
+        for group in self.param_groups:
+            rates.append(group["lr"])
+            # Rprop sets a new weight's first step size to group["lr"], which must stay the initial lr
+            group["lr"] = group["initial_lr"]
+            before.append([parameter.clone() for parameter in group["params"]])
+
+        super().step()
+
+        for group, lr, old in zip(self.param_groups, rates, before):
+            group["lr"] = lr
+            scale = lr / group["initial_lr"]
+            if scale == 1.0:
+                continue
+            for parameter, old_value in zip(group["params"], old):
+                parameter.copy_(old_value + (parameter - old_value) * scale)
+
+
 def make_optimizer(rule: ConsolidationRule | str, parameters, lr: float) -> torch.optim.Optimizer:
     """Build the `torch.optim` optimizer that applies a consolidation rule."""
     rule = ConsolidationRule(rule)
@@ -63,7 +98,7 @@ def make_optimizer(rule: ConsolidationRule | str, parameters, lr: float) -> torc
     if rule is ConsolidationRule.SIGN:
         return SignSGD(parameters, lr=lr)
     low, high = RPROP_STEP_RANGE
-    return torch.optim.Rprop(parameters, lr=lr, etas=RPROP_ETAS, step_sizes=(low * lr, high * lr))
+    return ScheduledRprop(parameters, lr=lr, etas=RPROP_ETAS, step_sizes=(low * lr, high * lr))
 
 
 class Consolidator:

@@ -28,6 +28,8 @@ class LearningRule(str, enum.Enum):
 
     GLIA = "glia"
     BPTT = "bptt"
+    PERTURBATION = "perturbation"
+    ANN = "ann"
 
 
 class Schedule(str, enum.Enum):
@@ -72,6 +74,12 @@ class TrainConfig:
     schedule: Schedule = Schedule.COSINE
     sleep_interval: int = 1
     chunk_steps: int = 10
+    perturbation_sigma: float = 0.05
+    perturbation_pairs: int = 20
+    perturbation_rank: int = 0
+    """Rank of each weight perturbation of the perturbation rule; 0 draws full-rank ones."""
+    alignment_probe: int = 256
+    """Validation samples on which glia runs measure update-gradient alignment each epoch; 0 skips it."""
 
     # structural plasticity and homeostasis (glia rule only)
     density: float = 1.0
@@ -141,6 +149,10 @@ class TrainConfig:
         _check_int("sleep_interval", self.sleep_interval, 1)
         _check_int("chunk_steps", self.chunk_steps, 1)
         self._validate_structure()
+        _check_positive("perturbation_sigma", self.perturbation_sigma)
+        _check_int("perturbation_pairs", self.perturbation_pairs, 1)
+        _check_int("perturbation_rank", self.perturbation_rank, 0)
+        _check_int("alignment_probe", self.alignment_probe, 0)
         _check_int("batch_size", self.batch_size, 1)
         _check_int("epochs", self.epochs, 1)
         _check_int("patience", self.patience, 0)
@@ -162,15 +174,16 @@ class TrainConfig:
         if self.target_rate == 1.0:
             raise ConfigError("target_rate: expected a rate below 1.0 (0 turns homeostasis off), got 1.0")
         _check_positive("homeostasis_rate", self.homeostasis_rate)
-        if self.rule is LearningRule.BPTT:
+        if self.rule is not LearningRule.GLIA:
+            rule = self.rule.value
             sparse = self.density < 1.0 or (self.initial_density is not None and self.initial_density < 1.0)
             if sparse:
                 raise ConfigError(
                     "density: pruning and growth are part of the glia rule; "
-                    "expected density 1.0 and no initial_density with rule bptt"
+                    f"expected density 1.0 and no initial_density with rule {rule}"
                 )
             if self.target_rate > 0.0:
-                raise ConfigError("target_rate: homeostasis is part of the glia rule; expected 0 with rule bptt")
+                raise ConfigError(f"target_rate: homeostasis is part of the glia rule; expected 0 with rule {rule}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as plain TOML-compatible values (None values left out)."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from microglia.baselines.ann import ReLUMLP, static_input
 from microglia.network import SpikingMLP
 from microglia.neurons import readout_logits, readout_loss
 
@@ -16,22 +18,22 @@ SATURATION_RATE = 0.9
 
 @dataclass
 class Evaluation:
-    """Metrics of one pass over a split."""
+    """Metrics of one pass over a split. Spike statistics are None for a network without spikes."""
 
     accuracy: float
     """Fraction of samples classified correctly."""
     loss: float
     """Mean readout cross-entropy."""
     samples: int
-    firing_rate: list[float]
+    firing_rate: list[float] | None
     """Spikes per neuron and step, per hidden layer."""
-    spikes_per_sample: float
+    spikes_per_sample: float | None
     """Hidden-layer spikes per sample, all steps."""
-    synops_per_sample: float
+    synops_per_sample: float | None
     """Synaptic operations per sample: each spike times the neuron's present outgoing synapses."""
-    dead_fraction: list[float]
+    dead_fraction: list[float] | None
     """Fraction of each hidden layer that never fired on the split."""
-    saturated_fraction: list[float]
+    saturated_fraction: list[float] | None
     """Fraction of each hidden layer that fired on more than SATURATION_RATE of the steps."""
     confusion: list[list[int]] | None = None
     """Confusion matrix `[true, predicted]`, when requested."""
@@ -102,5 +104,51 @@ def evaluate(
         synops_per_sample=synops / n_samples,
         dead_fraction=[float((rate == 0).float().mean()) for rate in rates],
         saturated_fraction=[float((rate > SATURATION_RATE).float().mean()) for rate in rates],
+        confusion=matrix.tolist() if confusion else None,
+    )
+
+
+@torch.no_grad()
+def evaluate_ann(
+    network: ReLUMLP,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    encoder: nn.Module,
+    *,
+    batch_size: int = 1000,
+    confusion: bool = False,
+) -> Evaluation:
+    """Measure accuracy and cross-entropy of `network` on `images` `[N, F]`, `labels` `[N]`.
+
+    The input goes through `encoder` and `static_input` as in training. Spike statistics are None.
+    """
+    n_samples = len(labels)
+    if n_samples == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    n_classes = network.sizes[-1]
+
+    correct = 0
+    loss_sum = 0.0
+    matrix = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    for start in range(0, n_samples, batch_size):
+        batch_labels = labels[start : start + batch_size]
+        logits = network(static_input(encoder(images[start : start + batch_size])))
+        predictions = logits.argmax(dim=-1)
+        correct += int((predictions == batch_labels).sum())
+        loss_sum += float(F.cross_entropy(logits, batch_labels, reduction="sum"))
+        if confusion:
+            matrix += torch.bincount(batch_labels * n_classes + predictions, minlength=n_classes**2).view(
+                n_classes, n_classes
+            )
+
+    return Evaluation(
+        accuracy=correct / n_samples,
+        loss=loss_sum / n_samples,
+        samples=n_samples,
+        firing_rate=None,
+        spikes_per_sample=None,
+        synops_per_sample=None,
+        dead_fraction=None,
+        saturated_fraction=None,
         confusion=matrix.tolist() if confusion else None,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from microglia.baselines import BPTTRule
+from microglia.baselines import ANNRule, BPTTRule, PerturbationRule, ReLUMLP
 from microglia.data import Dataset, load_dataset
 from microglia.encoding import make_encoder
 from microglia.errors import CheckpointError, ConfigError, TrainingDivergedError, TrainingInterrupted
@@ -28,8 +28,9 @@ from microglia.training.checkpoint import (
     load_newest_checkpoint,
     save_checkpoint,
 )
+from microglia.training.alignment import measure_alignment
 from microglia.training.config import LearningRule, Schedule, TrainConfig
-from microglia.training.evaluate import Evaluation, evaluate
+from microglia.training.evaluate import Evaluation, evaluate, evaluate_ann
 from microglia.training.files import atomic_save_tensors, atomic_write_bytes
 from microglia.training.progress import EpochProgress, StopSignals
 
@@ -65,12 +66,26 @@ def build_network(config: TrainConfig, n_features: int, n_classes: int, generato
 
 
 def build_rule(config: TrainConfig, network: SpikingMLP, generator: torch.Generator, *, batches_per_epoch: int = 1):
-    """Build the learning rule that `config` names; it exposes `train_batch` and `optimizer`.
+    """Build the learning rule that `config` names; it exposes `network`, `train_batch` and `optimizer`.
 
     `batches_per_epoch` sets the length of the density schedule, in structural steps.
+
+    The `ann` rule trains a `ReLUMLP` of the same sizes in place of the spiking `network`.
     """
     if config.rule is LearningRule.BPTT:
         return BPTTRule(network, lr=config.lr, burn_in=config.burn_in)
+    if config.rule is LearningRule.ANN:
+        return ANNRule(ReLUMLP(network.sizes, generator=generator), lr=config.lr)
+    if config.rule is LearningRule.PERTURBATION:
+        return PerturbationRule(
+            network,
+            lr=config.lr,
+            sigma=config.perturbation_sigma,
+            population=config.perturbation_pairs,
+            rank=config.perturbation_rank,
+            burn_in=config.burn_in,
+            generator=generator,
+        )
     return GlialRule(
         network,
         feedback=config.feedback,
@@ -154,7 +169,9 @@ class Trainer:
         self.batches_per_epoch = math.ceil(len(self.dataset.train) / config.batch_size)
         self.network = build_network(config, self.dataset.n_features, self.dataset.n_classes, self.generator)
         self.rule = build_rule(config, self.network, self.generator, batches_per_epoch=self.batches_per_epoch)
+        self.network = self.rule.network
         self.encoder = make_encoder(config.encoding, config.steps, self.generator)
+        self.probe = self._alignment_probe()
 
         self.run_dir = Path(config.out) if config.out else default_run_dir(config)
         self.epoch_progress = EpochProgress(epoch=1, spikes=[0.0] * len(config.hidden))
@@ -224,15 +241,7 @@ class Trainer:
             self.best_epoch = len(self.history)
         else:
             self.network.load_state_dict(self.best_state)
-        test = evaluate(
-            self.network,
-            self.dataset.test.images,
-            self.dataset.test.labels,
-            self.encoder,
-            burn_in=config.burn_in,
-            batch_size=EVALUATION_BATCH_SIZE,
-            confusion=True,
-        )
+        test = self._evaluate(self.dataset.test.images, self.dataset.test.labels, confusion=True)
         self._write_results(test)
         return RunResult(config, self.run_dir, test, self.best_epoch, self.history)
 
@@ -321,28 +330,33 @@ class Trainer:
         self.train_seconds += progress.seconds
 
         validation = self._validate()
+        alignment = self._measure_alignment()
         n_train = len(train)
         pruned, grown = _structure_totals(self.rule)
-        layers = len(self.network.synaptic_layers)
+        layers = len(self.network.sizes) - 1
         previous = self.history[-1] if self.history else {"pruned_total": [0] * layers, "grown_total": [0] * layers}
         return {
             "epoch": epoch,
             "lr": self.rule.optimizer.param_groups[0]["lr"],
             "train_loss": progress.loss_sum / n_train,
             "train_accuracy": progress.correct / n_train,
-            "train_firing_rate": [
-                total / (n_train * config.steps * n) for total, n in zip(progress.spikes, config.hidden)
-            ],
+            "train_firing_rate": None
+            if isinstance(self.network, ReLUMLP)
+            else [total / (n_train * config.steps * n) for total, n in zip(progress.spikes, config.hidden)],
             "samples_per_second": n_train / progress.seconds,
             "epoch_seconds": progress.seconds,
             "weight_writes_per_sample": progress.writes / n_train,
-            "density": [layer.density for layer in self.network.synaptic_layers],
+            "density": self._density(),
             "pruned": [after - before for after, before in zip(pruned, previous["pruned_total"])],
             "grown": [after - before for after, before in zip(grown, previous["grown_total"])],
             "pruned_total": pruned,
             "grown_total": grown,
-            "threshold_mean": [float(layer.threshold.mean()) for layer in self.network.hidden],
+            "threshold_mean": None
+            if isinstance(self.network, ReLUMLP)
+            else [float(layer.threshold.mean()) for layer in self.network.hidden],
             **_validation_fields(validation),
+            "alignment_angle_deg": alignment.angle_deg if alignment else None,
+            "sign_agreement": alignment.sign_agreement if alignment else None,
         }
 
     def batches_done(self) -> int:
@@ -407,14 +421,46 @@ class Trainer:
         validation = self.dataset.validation
         if len(validation) == 0:
             return None
+        return self._evaluate(validation.images, validation.labels)
+
+    def _evaluate(self, images: torch.Tensor, labels: torch.Tensor, *, confusion: bool = False) -> Evaluation:
+        if isinstance(self.network, ReLUMLP):
+            return evaluate_ann(
+                self.network, images, labels, self.encoder, batch_size=EVALUATION_BATCH_SIZE, confusion=confusion
+            )
         return evaluate(
             self.network,
-            validation.images,
-            validation.labels,
+            images,
+            labels,
             self.encoder,
             burn_in=self.config.burn_in,
             batch_size=EVALUATION_BATCH_SIZE,
+            confusion=confusion,
         )
+
+    def _density(self) -> list[float] | None:
+        if isinstance(self.network, ReLUMLP):
+            return None
+        return [layer.density for layer in self.network.synaptic_layers]
+
+    def _alignment_probe(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Encode the first `alignment_probe` validation samples once, with an encoder of their own.
+
+        The probe's own random generator keeps the training data order and spike trains
+        the same whether alignment is measured or not.
+        """
+        config = self.config
+        validation = self.dataset.validation
+        if not isinstance(self.rule, GlialRule) or config.alignment_probe == 0 or len(validation) == 0:
+            return None
+        encoder = make_encoder(config.encoding, config.steps, torch.Generator().manual_seed(config.seed))
+        count = min(config.alignment_probe, len(validation))
+        return encoder(validation.images[:count]), validation.labels[:count]
+
+    def _measure_alignment(self):
+        if self.probe is None:
+            return None
+        return measure_alignment(self.rule, *self.probe)
 
     def _set_learning_rate(self, batch_number: int) -> None:
         config = self.config
@@ -468,7 +514,7 @@ class Trainer:
             "test_accuracy": test.accuracy,
             "test_loss": test.loss,
             "test_synops_per_sample": test.synops_per_sample,
-            "density": [layer.density for layer in self.network.synaptic_layers],
+            "density": self._density(),
             "best_epoch": self.best_epoch,
             "best_val_accuracy": self.best_accuracy if self.best_accuracy >= 0 else None,
             "epochs_run": len(self.history),
@@ -503,7 +549,7 @@ def _structure_totals(rule) -> tuple[list[int], list[int]]:
     """Return the synapses pruned and grown per layer since training began (zeros for rules without structure)."""
     if isinstance(rule, GlialRule):
         return rule.pruned, rule.grown
-    layers = len(rule.network.synaptic_layers)
+    layers = len(rule.network.sizes) - 1
     return [0] * layers, [0] * layers
 
 
@@ -528,6 +574,8 @@ def _describe_epoch(record: dict, epochs: int) -> str:
         f"train accuracy {record['train_accuracy']:.4f}"
     )
     if record["val_accuracy"] is not None:
+        text += f", validation accuracy {record['val_accuracy']:.4f}"
+    if record["firing_rate"] is not None:
         rates = ", ".join(f"{rate:.3f}" for rate in record["firing_rate"])
-        text += f", validation accuracy {record['val_accuracy']:.4f}, firing rate [{rates}]"
+        text += f", firing rate [{rates}]"
     return text + f", {record['samples_per_second']:.0f} samples/s"
