@@ -24,7 +24,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 class LearningRule(str, enum.Enum):
-    """How the network learns."""
+    """Learning rule that trains the network."""
 
     GLIA = "glia"
     BPTT = "bptt"
