@@ -67,8 +67,8 @@ def main() -> int:
     generator = random.Random(args.seed)
     rows = []
     for trial in range(1, args.kills + 1):
-        # kill points leave at least one checkpoint interval of training after them; a run that
-        # still finished first (the machine was faster than the reference run) is drawn again
+        # Kill points leave at least one checkpoint interval of training after them. A run that
+        # still finished first, because the machine was faster than for the reference run, is drawn again.
         for attempt in range(MAX_ATTEMPTS):
             run_dir = workdir / f"trial-{trial}-{attempt}"
             target = generator.randrange(max(1, total_batches - args.checkpoint_every))

@@ -136,7 +136,7 @@ def test_other_safetensors_file_is_rejected(tmp_path):
     with pytest.raises(CheckpointError) as raised:
         load_weights(path, SpikingMLP([4, 3, 2]))
 
-    assert str(raised.value) == f"{path} is a safetensors file but holds no microglia weights (format None)"
+    assert str(raised.value) == f"{path} is a safetensors file but contains no microglia weights (format None)"
 
 
 def test_weights_of_another_shape_are_rejected(tmp_path):

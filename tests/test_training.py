@@ -90,7 +90,7 @@ def _poisoned(dataset: Dataset) -> Dataset:
 def test_nan_stops_training(tmp_path, digits, rule):
     # a NaN current never crosses threshold, so the loss stays finite but the first layer's update does not
     config = TrainConfig(**FAST | {"batch_size": 2000}, rule=rule, out=str(tmp_path / "run"))
-    message = r"hidden.0.weight holds NaN or infinite values after epoch 1, batch 0; try a smaller --lr"
+    message = r"hidden.0.weight contains NaN or infinite values after epoch 1, batch 0; try a smaller --lr"
     with pytest.raises(TrainingDivergedError, match=message):
         Trainer(config, dataset=_poisoned(digits), progress=False).run()
 

@@ -9,7 +9,7 @@ from torch import nn
 
 
 class Encoding(str, enum.Enum):
-    """How a static input becomes input over time."""
+    """Scheme that turns a static input into input over time."""
 
     DIRECT = "direct"
     RATE = "rate"

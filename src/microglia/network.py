@@ -17,7 +17,7 @@ from microglia.neurons import LeakyReadout, LIFLayer, Reset, Surrogate
 
 
 class SimulationRecord(NamedTuple):
-    """What one simulation of the network produced."""
+    """Readout and spikes of one simulation of the network."""
 
     readout: torch.Tensor
     """Readout potential `u`, `[T, B, C]`."""

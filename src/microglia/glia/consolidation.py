@@ -31,7 +31,7 @@ RPROP_STEP_RANGE = (1e-3, 50.0)
 
 
 class ConsolidationRule(str, enum.Enum):
-    """How tags become weight changes."""
+    """Rule that turns tags into weight changes."""
 
     SGD = "sgd"
     ADAM = "adam"

@@ -27,7 +27,7 @@ from microglia.network import SpikingMLP
 
 
 class FeedbackKind(str, enum.Enum):
-    """Which matrices carry the error back to the hidden layers."""
+    """Kind of matrices that carry the error back to the hidden layers."""
 
     EXACT = "exact"
     SIGN = "sign"

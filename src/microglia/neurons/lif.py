@@ -22,7 +22,7 @@ from microglia.neurons.surrogate import Surrogate, spike
 
 
 class Reset(str, enum.Enum):
-    """What happens to the membrane potential after a spike."""
+    """Reset rule of the membrane potential after a spike."""
 
     SUBTRACT = "subtract"
     ZERO = "zero"

@@ -4,7 +4,7 @@
 
 Legend: `u` readout potential `[B, C]` (one per class), `kappa` decay factor per step,
 `I_t` input current. The prediction is the class with the largest mean of `u_t` over the
-steps from `burn_in` on; the loss is the cross-entropy of `u_t`, averaged over those steps.
+steps from `burn_in` on. The loss is the cross-entropy of `u_t`, averaged over those steps.
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ def load_weights(path: Path, network: torch.nn.Module) -> None:
         tensors = decode_checkpoint(data, path, CHECKPOINT_FORMAT)["network"]
     elif metadata.get("format") != WEIGHTS_FORMAT:
         raise CheckpointError(
-            f"{path} is a safetensors file but holds no microglia weights (format {metadata.get('format')!r})"
+            f"{path} is a safetensors file but contains no microglia weights (format {metadata.get('format')!r})"
         )
     check_network_tensors(tensors, network, path)
     network.load_state_dict(tensors)

@@ -41,7 +41,7 @@ EVALUATION_BATCH_SIZE = 1000
 
 @dataclass
 class RunResult:
-    """What a finished run produced."""
+    """Results of a finished run."""
 
     config: TrainConfig
     run_dir: Path
@@ -481,7 +481,7 @@ class Trainer:
         for name, parameter in self.network.named_parameters():
             if not torch.isfinite(parameter).all():
                 raise TrainingDivergedError(
-                    f"training diverged: {name} holds NaN or infinite values after epoch {epoch}, batch {batch}; "
+                    f"training diverged: {name} contains NaN or infinite values after epoch {epoch}, batch {batch}; "
                     f"try a smaller --lr (now {self.config.lr}){kept}"
                 )
 
