@@ -112,6 +112,49 @@ def test_report_writes_figures_and_page(finished_run, capsys):
     assert not list(folder.glob(".*.tmp"))
 
 
+@pytest.fixture(scope="module")
+def finished_ann_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("cli-ann") / "run"
+    assert main(["train", *TINY, "--rule", "ann", "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_evaluate_ann_run(finished_ann_run, capsys):
+    status = main(["evaluate", str(finished_ann_run)])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    summary = json.loads((finished_ann_run / "summary.json").read_text())
+    evaluation = json.loads((finished_ann_run / "evaluation.json").read_text())
+    assert evaluation["accuracy"] == summary["test_accuracy"]
+    assert evaluation["confusion"] == summary["test"]["confusion"]
+    assert evaluation["spikes_per_sample"] is None
+    assert f"test accuracy {summary['test_accuracy']:.4f}" in output
+    assert "no spike statistics: the run trained a ReLU MLP (rule ann)" in output
+
+
+def test_report_of_ann_run_has_curves_and_weights(finished_ann_run, capsys):
+    status = main(["report", str(finished_ann_run)])
+
+    assert status == 0
+    folder = finished_ann_run / "report"
+    assert sorted(path.name for path in folder.glob("*.png")) == ["learning_curves.png", "weights.png"]
+    page = (folder / "report.md").read_text()
+    assert "ReLU MLP" in page
+    assert "spikes per sample" not in page
+
+
+def test_ann_weights_in_spiking_run_are_named(finished_run, finished_ann_run, capsys):
+    path = finished_ann_run / "weights.safetensors"
+
+    error = error_of(capsys, ["evaluate", str(finished_run), "--weights", str(path)])
+
+    assert error == (
+        f"error: {path} contains the weights of a ReLUMLP, but this run's configuration builds a SpikingMLP; "
+        "evaluate it with the run it came from\n"
+    )
+
+
 def test_evaluate_unfinished_run_uses_checkpoint(tmp_path, capsys, caplog):
     run_dir = tmp_path / "run"
     assert main(["train", *TINY, "--epochs", "1", "--out", str(run_dir)]) == 0

@@ -221,11 +221,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     test = evaluate_run(run)
-    rates = ", ".join(f"{rate:.3f}" for rate in test.firing_rate)
     print(f"run {run.run_dir}, weights {run.weights_path}")
     print(f"test accuracy {test.accuracy:.4f} ({round(test.accuracy * test.samples)}/{test.samples}), loss {test.loss:.4f}")
-    print(f"spikes per sample {test.spikes_per_sample:.1f}, SynOps per sample {test.synops_per_sample:.0f}")
-    print(f"firing rate per hidden layer [{rates}]")
+    if test.firing_rate is None:
+        print("no spike statistics: the run trained a ReLU MLP (rule ann)")
+    else:
+        rates = ", ".join(f"{rate:.3f}" for rate in test.firing_rate)
+        print(f"spikes per sample {test.spikes_per_sample:.1f}, SynOps per sample {test.synops_per_sample:.0f}")
+        print(f"firing rate per hidden layer [{rates}]")
     print("confusion matrix (rows: true class, columns: predicted):")
     width = max(len(str(count)) for row in test.confusion for count in row)
     for row in test.confusion:

@@ -34,7 +34,8 @@ from microglia.training.files import atomic_write_bytes, remove_temporary_files
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "microglia.checkpoint"
-WEIGHTS_FORMAT = "microglia.SpikingMLP"
+WEIGHTS_FORMATS = ("microglia.SpikingMLP", "microglia.ReLUMLP")
+"""Format tags of final weights files: spiking networks, and the ReLU MLPs of `ann` runs."""
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 2
@@ -170,14 +171,29 @@ def load_weights(path: Path, network: torch.nn.Module) -> None:
     """
     data = read_file(path)
     tensors, metadata = parse_safetensors(data, path)
-    if metadata.get("format") == CHECKPOINT_FORMAT:
+    found = metadata.get("format")
+    expected = weights_format(network)
+
+    if found == CHECKPOINT_FORMAT:
         tensors = decode_checkpoint(data, path, CHECKPOINT_FORMAT)["network"]
-    elif metadata.get("format") != WEIGHTS_FORMAT:
+    elif found in WEIGHTS_FORMATS and found != expected:
         raise CheckpointError(
-            f"{path} is a safetensors file but contains no microglia weights (format {metadata.get('format')!r})"
+            f"{path} contains the weights of a {found.removeprefix('microglia.')}, but this run's configuration "
+            f"builds a {expected.removeprefix('microglia.')}; evaluate it with the run it came from"
         )
+    elif found != expected:
+        raise CheckpointError(f"{path} is a safetensors file but contains no microglia weights (format {found!r})")
+
     check_network_tensors(tensors, network, path)
     network.load_state_dict(tensors)
+
+
+def weights_format(network: torch.nn.Module) -> str:
+    """Return the format tag of a weights file that contains `network`: `microglia.` and its class name."""
+    tag = f"microglia.{type(network).__name__}"
+    if tag not in WEIGHTS_FORMATS:
+        raise TypeError(f"no weights format for {type(network).__name__}; expected one of {WEIGHTS_FORMATS}")
+    return tag
 
 
 def check_network_tensors(tensors: dict[str, torch.Tensor], network: torch.nn.Module, path: Path) -> None:

@@ -7,6 +7,9 @@ Figures, written to `RUN/report/`:
 - `firing_rates.png`: histogram of each hidden neuron's firing rate on the test split.
 - `weights.png`: histogram of the present synapses' weights, per synaptic layer.
 - `density.png`: fraction of synapses present in each layer, per epoch.
+
+An `ann` run's ReLU MLP has no spikes and no synapse masks: its report has the learning curves
+and the weight histograms only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from microglia.baselines import ReLUMLP
 from microglia.training.evaluate import Evaluation
 from microglia.training.files import atomic_write_bytes
 from microglia.training.runs import LoadedRun, evaluate_run
@@ -34,13 +38,22 @@ def write_report(run: LoadedRun) -> Path:
     """Draw the figures and write `RUN/report/report.md`; return the page's path."""
     folder = run.run_dir / REPORT_DIR
     test = evaluate_run(run)
-    figures = {
-        "learning_curves.png": _learning_curves(run.history),
-        "spike_raster.png": _spike_raster(run),
-        "firing_rates.png": _firing_rates(run),
-        "weights.png": _weight_histograms(run),
-        "density.png": _density(run.history, len(run.network.synaptic_layers)),
-    }
+
+    if isinstance(run.network, ReLUMLP):
+        # an ann run has no spikes and no synapse masks: curves and weights only
+        figures = {
+            "learning_curves.png": _learning_curves(run.history),
+            "weights.png": _weight_histograms(run),
+        }
+    else:
+        figures = {
+            "learning_curves.png": _learning_curves(run.history),
+            "spike_raster.png": _spike_raster(run),
+            "firing_rates.png": _firing_rates(run),
+            "weights.png": _weight_histograms(run),
+            "density.png": _density(run.history, len(run.network.synaptic_layers)),
+        }
+
     for name, figure in figures.items():
         _save_png(figure, folder / name)
 
@@ -116,13 +129,17 @@ def _firing_rates(run: LoadedRun) -> Figure:
 
 
 def _weight_histograms(run: LoadedRun) -> Figure:
-    layers = run.network.synaptic_layers
-    figure = Figure(figsize=(4.5 * len(layers), 3.5), layout="constrained")
-    axes_list = figure.subplots(1, len(layers), squeeze=False)[0]
-    for index, (axes, layer) in enumerate(zip(axes_list, layers)):
-        present = layer.weight.detach()[layer.mask.bool()].numpy()
+    if isinstance(run.network, ReLUMLP):
+        weights = [layer.weight.detach().flatten() for layer in run.network.layers]
+    else:
+        weights = [layer.weight.detach()[layer.mask.bool()] for layer in run.network.synaptic_layers]
+
+    figure = Figure(figsize=(4.5 * len(weights), 3.5), layout="constrained")
+    axes_list = figure.subplots(1, len(weights), squeeze=False)[0]
+    for index, (axes, present) in enumerate(zip(axes_list, weights)):
+        present = present.numpy()
         axes.hist(present, bins=60, color="tab:green")
-        name = "readout" if index == len(layers) - 1 else f"hidden layer {index + 1}"
+        name = "readout" if index == len(weights) - 1 else f"hidden layer {index + 1}"
         axes.set(xlabel="weight", ylabel="synapses", title=f"{name}: {present.size} synapses")
     return figure
 
@@ -151,11 +168,14 @@ def _markdown(run: LoadedRun, test: Evaluation, figures: list[str]) -> str:
     config = run.config
     sizes = "-".join(str(size) for size in run.network.sizes)
     rule = config.rule.value + (f", {config.feedback.value} feedback" if config.rule.value == "glia" else "")
+    if isinstance(run.network, ReLUMLP):
+        description = f"{sizes} ReLU MLP (the rate-equivalent network) on `{config.dataset}`, trained with {rule}"
+    else:
+        description = f"{sizes} spiking network on `{config.dataset}`, trained with {rule}, {config.steps} steps per sample"
     lines = [
         f"# Run {run.run_dir.name}",
         "",
-        f"{sizes} spiking network on `{config.dataset}`, trained with {rule}, "
-        f"{config.steps} steps per sample, seed {config.seed}. Weights: `{run.weights_path.name}`.",
+        f"{description}, seed {config.seed}. Weights: `{run.weights_path.name}`.",
         "",
         "## Test metrics",
         "",
@@ -163,12 +183,15 @@ def _markdown(run: LoadedRun, test: Evaluation, figures: list[str]) -> str:
         "| --- | --- |",
         f"| accuracy | {test.accuracy:.4f} ({round(test.accuracy * test.samples)}/{test.samples}) |",
         f"| loss | {test.loss:.4f} |",
-        f"| spikes per sample | {test.spikes_per_sample:.1f} |",
-        f"| SynOps per sample | {test.synops_per_sample:.0f} |",
-        f"| firing rate per hidden layer | {_numbers(test.firing_rate)} |",
-        f"| dead fraction per hidden layer | {_numbers(test.dead_fraction)} |",
-        f"| saturated fraction per hidden layer | {_numbers(test.saturated_fraction)} |",
     ]
+    if test.firing_rate is not None:
+        lines += [
+            f"| spikes per sample | {test.spikes_per_sample:.1f} |",
+            f"| SynOps per sample | {test.synops_per_sample:.0f} |",
+            f"| firing rate per hidden layer | {_numbers(test.firing_rate)} |",
+            f"| dead fraction per hidden layer | {_numbers(test.dead_fraction)} |",
+            f"| saturated fraction per hidden layer | {_numbers(test.saturated_fraction)} |",
+        ]
     if run.summary:
         best = run.summary.get("best_val_accuracy")
         lines.append(f"| best epoch | {run.summary.get('best_epoch')} of {run.summary.get('epochs_run')} |")

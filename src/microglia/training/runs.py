@@ -13,10 +13,11 @@ from torch import nn
 from microglia.data import Dataset, load_dataset
 from microglia.encoding import make_encoder
 from microglia.errors import CheckpointError
+from microglia.baselines import ReLUMLP
 from microglia.network import SpikingMLP
 from microglia.training.checkpoint import list_checkpoints, load_weights
-from microglia.training.config import TrainConfig
-from microglia.training.evaluate import Evaluation, evaluate
+from microglia.training.config import LearningRule, TrainConfig
+from microglia.training.evaluate import Evaluation, evaluate, evaluate_ann
 from microglia.training.files import atomic_write_bytes
 from microglia.training.trainer import EVALUATION_BATCH_SIZE, build_network
 
@@ -30,7 +31,8 @@ class LoadedRun:
     run_dir: Path
     config: TrainConfig
     dataset: Dataset
-    network: SpikingMLP
+    network: SpikingMLP | ReLUMLP
+    """The spiking network, or the ReLU MLP of an `ann` run."""
     encoder: nn.Module
     weights_path: Path
     history: list[dict] = field(default_factory=list)
@@ -65,6 +67,8 @@ def load_run(
     )
     generator = torch.Generator().manual_seed(config.seed)
     network = build_network(config, dataset.n_features, dataset.n_classes, generator)
+    if config.rule is LearningRule.ANN:
+        network = ReLUMLP(network.sizes)
     load_weights(weights_path, network)
     network.eval()
 
@@ -81,17 +85,25 @@ def load_run(
 
 
 def evaluate_run(run: LoadedRun) -> Evaluation:
-    """Evaluate the run's network on its test split, with the confusion matrix, and write evaluation.json."""
+    """Evaluate the run's network on its test split, with the confusion matrix, and write evaluation.json.
+
+    An `ann` run's ReLU MLP has no spikes, so its spike statistics are None.
+    """
     test = run.dataset.test
-    result = evaluate(
-        run.network,
-        test.images,
-        test.labels,
-        run.encoder,
-        burn_in=run.config.burn_in,
-        batch_size=EVALUATION_BATCH_SIZE,
-        confusion=True,
-    )
+    if isinstance(run.network, ReLUMLP):
+        result = evaluate_ann(
+            run.network, test.images, test.labels, run.encoder, batch_size=EVALUATION_BATCH_SIZE, confusion=True
+        )
+    else:
+        result = evaluate(
+            run.network,
+            test.images,
+            test.labels,
+            run.encoder,
+            burn_in=run.config.burn_in,
+            batch_size=EVALUATION_BATCH_SIZE,
+            confusion=True,
+        )
     record = {"weights": str(run.weights_path), "split": "test", **result.to_dict()}
     atomic_write_bytes(run.run_dir / "evaluation.json", (json.dumps(record, indent=2) + "\n").encode())
     return result

@@ -22,11 +22,11 @@ from microglia.glia import DensitySchedule, GlialRule
 from microglia.network import SpikingMLP
 from microglia.training.checkpoint import (
     CHECKPOINT_DIR,
-    WEIGHTS_FORMAT,
     check_network_tensors,
     checkpoint_path,
     load_newest_checkpoint,
     save_checkpoint,
+    weights_format,
 )
 from microglia.training.alignment import measure_alignment
 from microglia.training.config import LearningRule, Schedule, TrainConfig
@@ -527,7 +527,7 @@ class Trainer:
         atomic_save_tensors(
             self.run_dir / "weights.safetensors",
             self.network.state_dict(),
-            metadata={"sizes": json.dumps(self.network.sizes), "format": WEIGHTS_FORMAT},
+            metadata={"sizes": json.dumps(self.network.sizes), "format": weights_format(self.network)},
         )
         atomic_write_bytes(self.run_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
 
