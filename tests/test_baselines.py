@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from microglia.baselines import ANNRule, PerturbationRule, ReLUMLP, centered_ranks
+from microglia.baselines import ANNRule, BPTTRule, PerturbationRule, ReLUMLP, centered_ranks
 from microglia.data import load_dataset
 from microglia.encoding import DirectCurrent
 from microglia.network import SpikingMLP
@@ -137,10 +137,35 @@ def test_perturbation_run_through_trainer(tmp_path):
     digits = load_dataset("digits")
     result = Trainer(config, dataset=digits, progress=False).run()
 
-    # Adam writes every present synapse and bias at every minibatch
+    # every estimate is nonzero, so Adam writes at most every present synapse and bias per minibatch
     n_train = len(digits.train)
     batches = -(-n_train // config.batch_size)
     writes_per_batch = 64 * 30 + 30 * 10 + 30 + 10
-    assert result.history[0]["weight_writes_per_sample"] == pytest.approx(batches * writes_per_batch / n_train)
+    assert 0.9 * batches * writes_per_batch / n_train < result.history[0]["weight_writes_per_sample"]
+    assert result.history[0]["weight_writes_per_sample"] <= batches * writes_per_batch / n_train
     assert result.history[0]["train_loss"] < 2.5
     assert result.test.spikes_per_sample > 0
+
+
+def changed_values(before: dict, after: dict) -> int:
+    return sum(int((after[name] != before[name]).sum()) for name in before if name.endswith(("weight", "bias")))
+
+
+@pytest.mark.parametrize("kind", ["bptt", "ann"])
+def test_writes_count_only_changed_values(kind):
+    generator = torch.Generator().manual_seed(0)
+    x, labels = separable_problem()
+    batch = x.clone()
+    batch[:, :, 0] = 0.0  # a silent input feature: its synapses get no gradient and keep their value
+    if kind == "bptt":
+        rule = BPTTRule(SpikingMLP([6, 8, 2], generator=generator), lr=1e-2)
+    else:
+        rule = ANNRule(ReLUMLP([6, 8, 2], generator=generator), lr=1e-2)
+
+    for _ in range(3):
+        before = copy.deepcopy(rule.network.state_dict())
+        result = rule.train_batch(batch, labels)
+        after = rule.network.state_dict()
+
+        assert result.weight_writes == changed_values(before, after)
+        assert result.weight_writes <= 6 * 8 + 8 + 8 * 2 + 2 - 8

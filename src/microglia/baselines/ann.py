@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from microglia.glia.rule import BatchResult
+from microglia.glia.writes import WriteCounter
 
 
 class ReLUMLP(nn.Module):
@@ -62,6 +63,7 @@ class ANNRule:
     def __init__(self, network: ReLUMLP, *, lr: float = 1e-3):
         self.network = network
         self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        self.writes = WriteCounter(network.parameters())
 
     def train_batch(self, x: torch.Tensor, labels: torch.Tensor) -> BatchResult:
         """Take one Adam step on encoded input `x` `[T, B, F]`, `labels` `[B]`."""
@@ -70,9 +72,9 @@ class ANNRule:
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.writes.snapshot()
         self.optimizer.step()
-
-        writes = sum(parameter.numel() for parameter in self.network.parameters())
+        writes = self.writes.count()
         return BatchResult(
             loss=float(loss.detach()),
             correct=int((logits.detach().argmax(dim=-1) == labels).sum()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from microglia.glia.rule import BatchResult
+from microglia.glia.writes import WriteCounter
 from microglia.network import SpikingMLP
 from microglia.neurons import readout_logits, readout_loss
 
@@ -27,6 +28,7 @@ class BPTTRule:
         self.network = network
         self.burn_in = burn_in
         self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        self.writes = WriteCounter(network.parameters())
 
     def state_dict(self) -> dict:
         """Return the optimizer state (Adam moments and step counts) for a checkpoint."""
@@ -43,13 +45,13 @@ class BPTTRule:
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.writes.snapshot()
         self.optimizer.step()
 
-        writes = 0
         with torch.no_grad():
             for layer in self.network.synaptic_layers:
                 layer.weight.mul_(layer.mask)
-                writes += int(layer.mask.sum()) + layer.bias.numel()
+        writes = self.writes.count()
 
         predictions = readout_logits(record.readout.detach(), self.burn_in).argmax(dim=-1)
         return BatchResult(

@@ -29,6 +29,7 @@ import math
 import torch
 
 from microglia.glia.rule import BatchResult
+from microglia.glia.writes import WriteCounter
 from microglia.network import SpikingMLP
 from microglia.neurons import readout_logits, readout_loss
 
@@ -95,6 +96,7 @@ class PerturbationRule:
         self.layers = network.synaptic_layers
         self.parameters = [p for layer in self.layers for p in (layer.weight, layer.bias)]
         self.optimizer = torch.optim.Adam(self.parameters, lr=lr)
+        self.writes = WriteCounter(self.parameters)
 
     def sample_directions(self) -> list[torch.Tensor]:
         """Draw one direction per parameter: `[post, pre]` per weight (low-rank when `rank` > 0), `[post]` per bias."""
@@ -152,15 +154,15 @@ class PerturbationRule:
         gradient, _ = self.estimate_gradient(x, labels)
         for parameter, estimate in zip(self.parameters, gradient):
             parameter.grad = estimate
+        self.writes.snapshot()
         self.optimizer.step()
 
-        writes = 0
         with torch.no_grad():
             for layer in self.layers:
                 layer.weight.mul_(layer.mask)
-                writes += int(layer.mask.sum()) + layer.bias.numel()
                 layer.weight.grad = None
                 layer.bias.grad = None
+        writes = self.writes.count()
 
         return BatchResult(
             loss=float(loss),

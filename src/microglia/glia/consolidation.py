@@ -23,6 +23,7 @@ import enum
 import torch
 
 from microglia.glia.tags import GlialTags
+from microglia.glia.writes import WriteCounter
 from microglia.network import SpikingMLP
 
 RPROP_ETAS = (0.5, 1.2)
@@ -117,6 +118,7 @@ class Consolidator:
         self.layers = network.synaptic_layers
         parameters = [p for layer in self.layers for p in (layer.weight, layer.bias)]
         self.optimizer = make_optimizer(self.rule, parameters, lr)
+        self.writes = WriteCounter(parameters)
 
     @torch.no_grad()
     def consolidate(self, tags: GlialTags) -> int:
@@ -124,22 +126,19 @@ class Consolidator:
 
         A write is one weight or bias whose value changed.
         """
-        before = []
         for layer, weight_tag, bias_tag in zip(self.layers, tags.weight, tags.bias):
             layer.weight.grad = weight_tag * layer.mask
             layer.bias.grad = bias_tag.clone()
-            before.append((layer.weight.clone(), layer.bias.clone()))
+        self.writes.snapshot()
 
         self.optimizer.step()
 
-        writes = 0
-        for layer, (old_weight, old_bias) in zip(self.layers, before):
+        for layer in self.layers:
             layer.weight.mul_(layer.mask)
-            writes += int((layer.weight != old_weight).sum()) + int((layer.bias != old_bias).sum())
             layer.weight.grad = None
             layer.bias.grad = None
         tags.clear()
-        return writes
+        return self.writes.count()
 
     @torch.no_grad()
     def reset_synapse_state(self, layer_index: int, changed: torch.Tensor) -> None:
