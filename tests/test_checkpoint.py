@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import stat
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from safetensors.torch import save_file
+from safetensors.torch import load, save, save_file
 
 from microglia.baselines import BPTTRule
 from microglia.errors import CheckpointError
@@ -27,7 +29,7 @@ from microglia.training.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from microglia.training.files import atomic_save_tensors
+from microglia.training.files import atomic_save_tensors, sort_metadata
 
 
 def nested_state() -> dict:
@@ -320,3 +322,28 @@ def assert_plain(value) -> None:
             assert_plain(item)
     else:
         assert value is None or isinstance(value, (bool, int, float, str, torch.Tensor)), repr(value)
+
+
+def test_saved_tensors_get_the_umask_mode(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic_save_tensors(tmp_path / "weights.safetensors", {"w": torch.ones(3)}, metadata={"format": "x"})
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE((tmp_path / "weights.safetensors").stat().st_mode) == 0o644
+
+
+def test_metadata_keys_are_sorted_without_changing_content():
+    tensors = {"b": torch.arange(3.0), "a": torch.ones(2, 2, dtype=torch.int64)}
+    metadata = {"z": "1", "format": 'quoted "text"', "sizes": "[1, 2]"}
+
+    data = sort_metadata(save(tensors, metadata=metadata))
+
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    assert list(header["__metadata__"]) == ["format", "sizes", "z"]
+    assert header["__metadata__"] == metadata
+    loaded = load(data)
+    assert torch.equal(loaded["a"], tensors["a"])
+    assert torch.equal(loaded["b"], tensors["b"])

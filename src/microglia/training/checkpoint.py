@@ -29,7 +29,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from microglia.errors import CheckpointError
-from microglia.training.files import atomic_write_bytes, remove_temporary_files
+from microglia.training.files import atomic_write_bytes, remove_temporary_files, sort_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def encode_checkpoint(state: dict[str, Any], file_format: str) -> bytes:
         "structure": structure,
         "sha256": _digest(structure, tensors),
     }
-    return save_safetensors(tensors, metadata=metadata)
+    return sort_metadata(save_safetensors(tensors, metadata=metadata))
 
 
 def decode_checkpoint(data: bytes, path: Path, file_format: str) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -24,7 +25,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
     _sync_folder(path.parent)
 
 
@@ -54,17 +54,29 @@ def _sync_folder(folder: Path) -> None:
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Save tensors as safetensors, atomically (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
-    try:
-        os.chmod(temporary, _file_mode())
-        save_file({name: tensor.detach().contiguous() for name, tensor in tensors.items()}, temporary, metadata=metadata)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _sync_folder(path.parent)
+    """Save tensors as safetensors, atomically (temporary file, fsync, rename).
+
+    The same tensors and metadata always give the same bytes, so files can be compared by digest.
+    """
+    data = save({name: tensor.detach().contiguous() for name, tensor in tensors.items()}, metadata=metadata)
+    atomic_write_bytes(path, sort_metadata(data))
+
+
+def sort_metadata(data: bytes) -> bytes:
+    """Return safetensors bytes with the metadata keys of the header in sorted order.
+
+    safetensors writes the metadata map in the order of a hash map, which changes from one
+    process to the next. Sorting keeps every key, value and tensor offset, so the header
+    keeps its length.
+    """
+    length = int.from_bytes(data[:8], "little")
+    raw = data[8 : 8 + length]
+    header = json.loads(raw)
+    if "__metadata__" not in header:
+        return data
+
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > length:
+        raise ValueError(f"sorted safetensors header is longer than the original ({len(text)} > {length} bytes)")
+    return data[:8] + text.ljust(length) + data[8 + length :]
