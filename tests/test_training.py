@@ -8,8 +8,11 @@ import torch
 from safetensors.torch import load_file
 
 from microglia.data import Dataset, Split, load_dataset
+from microglia.encoding import make_encoder
 from microglia.errors import ConfigError, TrainingDivergedError
+from microglia.network import SpikingMLP
 from microglia.training import TrainConfig, Trainer, train
+from microglia.training.evaluate import evaluate
 
 FAST = dict(hidden=(100,), epochs=6, batch_size=32, steps=8, lr=3e-3)
 
@@ -143,3 +146,21 @@ def test_train_function_returns_result(tmp_path, digits, monkeypatch):
     assert result.run_dir.parent.name == "runs"
     assert (tmp_path / result.run_dir / "summary.json").exists()
     assert torch.is_tensor(result.test.accuracy) is False
+
+
+@pytest.mark.parametrize("encoding, expected", [("latency", 3.0), ("direct", 0.0)])
+def test_synops_count_input_spikes(encoding, expected):
+    network = SpikingMLP([3, 2, 2])
+    with torch.no_grad():
+        for layer in network.synaptic_layers:
+            layer.weight.zero_()
+            layer.bias.zero_()
+        network.synaptic_layers[0].mask[1, 0] = 0.0
+    # latency code over 5 steps: 1.0 spikes at step 0, 0.0 never, 0.5 at step 2
+    images = torch.tensor([[1.0, 0.0, 0.5]])
+
+    result = evaluate(network, images, torch.tensor([0]), make_encoder(encoding, 5))
+
+    # hidden neurons get no current and stay silent; input 0 reaches 1 synapse, input 2 reaches 2
+    assert result.spikes_per_sample == 0.0
+    assert result.synops_per_sample == expected

@@ -23,6 +23,8 @@ class DirectCurrent(nn.Module):
     can compute its current once (see `microglia.neurons.is_constant_in_time`).
     """
 
+    emits_spikes = False
+
     def __init__(self, steps: int):
         super().__init__()
         self.steps = steps
@@ -39,6 +41,8 @@ class PoissonRate(nn.Module):
         generator: random generator, for reproducible spike trains.
     """
 
+    emits_spikes = True
+
     def __init__(self, steps: int, generator: torch.Generator | None = None):
         super().__init__()
         self.steps = steps
@@ -54,6 +58,8 @@ class Latency(nn.Module):
 
     Inputs of exactly 0 emit no spike.
     """
+
+    emits_spikes = True
 
     def __init__(self, steps: int):
         super().__init__()

@@ -30,7 +30,10 @@ class Evaluation:
     spikes_per_sample: float | None
     """Hidden-layer spikes per sample, all steps."""
     synops_per_sample: float | None
-    """Synaptic operations per sample: each spike times the neuron's present outgoing synapses."""
+    """Synaptic operations per sample: each spike times the neuron's present outgoing synapses.
+
+    Input spikes count too when the encoder emits spikes; direct-current input drives no events.
+    """
     dead_fraction: list[float] | None
     """Fraction of each hidden layer that never fired on the split."""
     saturated_fraction: list[float] | None
@@ -70,13 +73,18 @@ def evaluate(
     loss_sum = 0.0
     steps = 0
     neuron_spikes = [torch.zeros(layer.out_features) for layer in network.hidden]
+    input_spikes = torch.zeros(network.sizes[0])
+    spiking_input = getattr(encoder, "emits_spikes", False)
     matrix = torch.zeros(n_classes, n_classes, dtype=torch.long)
 
     for start in range(0, n_samples, batch_size):
         batch_images = images[start : start + batch_size]
         batch_labels = labels[start : start + batch_size]
-        record = network.simulate(encoder(batch_images))
+        encoded = encoder(batch_images)
+        record = network.simulate(encoded)
         steps = record.readout.shape[0]
+        if spiking_input:
+            input_spikes += encoded.sum(dim=(0, 1))
 
         predictions = readout_logits(record.readout, burn_in).argmax(dim=-1)
         correct += int((predictions == batch_labels).sum())
@@ -89,10 +97,10 @@ def evaluate(
             )
 
     # activity: per-neuron rates, and synaptic operations through present outgoing synapses
-    downstream = network.synaptic_layers[1:]
     rates = [counts / (n_samples * steps) for counts in neuron_spikes]
-    fan_out = [layer.mask.sum(dim=0) for layer in downstream]
-    synops = sum(float(counts @ out) for counts, out in zip(neuron_spikes, fan_out))
+    sources = [input_spikes, *neuron_spikes] if spiking_input else neuron_spikes
+    targets = network.synaptic_layers if spiking_input else network.synaptic_layers[1:]
+    synops = sum(float(counts @ layer.mask.sum(dim=0)) for counts, layer in zip(sources, targets))
     total_spikes = sum(float(counts.sum()) for counts in neuron_spikes)
 
     return Evaluation(
