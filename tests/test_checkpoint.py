@@ -347,3 +347,24 @@ def test_metadata_keys_are_sorted_without_changing_content():
     loaded = load(data)
     assert torch.equal(loaded["a"], tensors["a"])
     assert torch.equal(loaded["b"], tensors["b"])
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("hidden.0.weight", float("nan"), "hidden.0.weight contains NaN or infinite values"),
+        ("readout.bias", float("inf"), "readout.bias contains NaN or infinite values"),
+        ("hidden.0.mask", 7.0, "synapse mask hidden.0.mask contains values other than 0 and 1"),
+    ],
+)
+def test_weights_with_bad_values_are_rejected(tmp_path, name, value, message):
+    tensors = SpikingMLP([6, 4, 3]).state_dict()
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = value
+    path = tmp_path / "weights.safetensors"
+    atomic_save_tensors(path, tensors, metadata={"format": "microglia.SpikingMLP"})
+
+    with pytest.raises(CheckpointError) as raised:
+        load_weights(path, SpikingMLP([6, 4, 3]))
+
+    assert str(raised.value).startswith(f"{path}: {message}")

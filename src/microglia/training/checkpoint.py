@@ -197,7 +197,10 @@ def weights_format(network: torch.nn.Module) -> str:
 
 
 def check_network_tensors(tensors: dict[str, torch.Tensor], network: torch.nn.Module, path: Path) -> None:
-    """Raise CheckpointError unless `tensors` has exactly the names, shapes and dtypes of `network`'s state."""
+    """Raise CheckpointError unless `tensors` has exactly the names, shapes and dtypes of `network`'s state.
+
+    Floating-point values must also be finite, and synapse masks 0 or 1.
+    """
     expected = network.state_dict()
     sizes = "-".join(str(size) for size in getattr(network, "sizes", []))
     missing = sorted(set(expected) - set(tensors))
@@ -216,6 +219,12 @@ def check_network_tensors(tensors: dict[str, torch.Tensor], network: torch.nn.Mo
             )
         if saved.dtype != tensor.dtype:
             raise CheckpointError(f"{path}: {name} has dtype {saved.dtype}, expected {tensor.dtype}")
+        if saved.is_floating_point() and not torch.isfinite(saved).all():
+            raise CheckpointError(
+                f"{path}: {name} contains NaN or infinite values; the file is damaged or comes from a diverged run"
+            )
+        if name.endswith("mask") and not ((saved == 0) | (saved == 1)).all():
+            raise CheckpointError(f"{path}: synapse mask {name} contains values other than 0 and 1; the file is damaged")
 
 
 def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
