@@ -164,6 +164,8 @@ def test_evaluate_unfinished_run_uses_checkpoint(tmp_path, capsys, caplog):
     assert main(["evaluate", str(run_dir)]) == 0
 
     assert "has not finished; using its newest checkpoint batch-000000021.safetensors" in caplog.text
+    assert (run_dir / "evaluation-batch-000000021.json").is_file()
+    assert not (run_dir / "evaluation.json").exists()
 
 
 # bad input: each gives "error: ..." on stderr, status 2, and no traceback
@@ -362,10 +364,20 @@ def test_existing_run_directory(finished_run, capsys):
     error = error_of(capsys, ["train", *TINY, "--out", str(finished_run)])
 
     assert error == (
-        f"error: run directory {finished_run} already contains a run; continue it with --resume {finished_run}, "
-        "choose another --out, or remove it first\n"
+        f"error: run directory {finished_run} already contains a finished run; choose another --out, "
+        "or remove it first\n"
     )
     assert (finished_run / "metrics.jsonl").read_bytes() == before
+
+
+def test_run_directory_that_is_a_file(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me\n")
+
+    error = error_of(capsys, ["train", *TINY, "--out", str(path)])
+
+    assert error == f"error: --out {path} is a file, not a folder; choose another --out\n"
+    assert path.read_text() == "keep me\n"
 
 
 def test_unwritable_run_directory(tmp_path, capsys):

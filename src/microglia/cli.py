@@ -13,8 +13,14 @@ from microglia.errors import ConfigError, MicrogliaError, TrainingInterrupted
 logger = logging.getLogger("microglia")
 
 OPTION_HELP = {
-    "dataset": "data set: digits (ships with scikit-learn), mnist or fashion-mnist",
-    "data_dir": "folder that holds <dataset>/<IDX .gz files>; default: the MICROGLIA_DATA environment variable",
+    "dataset": (
+        "data set: digits (ships with scikit-learn), mnist, fashion-mnist, or arrays "
+        "(your own .npz file with x_train, y_train, x_test, y_test)"
+    ),
+    "data_dir": (
+        "folder that contains <dataset>/<IDX .gz files>, or the .npz file for arrays; "
+        "default: the MICROGLIA_DATA environment variable"
+    ),
     "download": "download missing MNIST or Fashion-MNIST files into --data-dir",
     "validation_fraction": "fraction of the training data held out for validation and model selection",
     "hidden": "hidden layer widths, comma-separated, e.g. 500,500",
@@ -64,7 +70,7 @@ OPTION_HELP = {
     "seed": "random seed for weights, data order, validation split and spike encoding",
     "threads": "torch CPU threads (0: torch's default)",
     "checkpoint_every": "minibatches between two checkpoints (0: only at the end of each epoch)",
-    "out": "run directory to write (default: runs/<dataset>-<rule>-<time>)",
+    "out": "run directory to write (default: runs/<dataset>-<rule>[-<feedback>]-<time>)",
 }
 
 
@@ -192,12 +198,12 @@ def _train(args: argparse.Namespace) -> int:
     }
     if args.resume:
         # only settings that cannot change the results may differ from the run's config.toml
-        changed = sorted(set(overrides) - {"data_dir"})
+        changed = sorted(set(overrides) - {"data_dir", "threads"})
         if args.config or changed:
             options = ", ".join("--" + name.replace("_", "-") for name in (["config"] if args.config else []) + changed)
             raise ConfigError(
-                f"--resume continues a run with its own config.toml and accepts only --data-dir and --quiet; "
-                f"remove {options}"
+                f"--resume continues a run with its own config.toml and accepts only --data-dir, --threads "
+                f"and --quiet; remove {options}"
             )
         trainer = Trainer.resume(args.resume, progress=not args.quiet, **overrides)
     elif args.config:
@@ -233,7 +239,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     width = max(len(str(count)) for row in test.confusion for count in row)
     for row in test.confusion:
         print(" ".join(str(count).rjust(width) for count in row))
-    print(f"written to {run.run_dir / 'evaluation.json'}")
+    print(f"written to {run.evaluation_path}")
     return 0
 
 

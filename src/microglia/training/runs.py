@@ -38,6 +38,13 @@ class LoadedRun:
     history: list[dict] = field(default_factory=list)
     summary: dict | None = None
 
+    @property
+    def evaluation_path(self) -> Path:
+        """Path of the evaluation file: `evaluation.json` for the run's own weights file, else one named after the weights."""
+        if self.weights_path.resolve() == (self.run_dir / "weights.safetensors").resolve():
+            return self.run_dir / "evaluation.json"
+        return self.run_dir / f"evaluation-{self.weights_path.stem}.json"
+
 
 def load_run(
     run_dir: str | Path, *, weights: str | Path | None = None, data_dir: str | None = None, dataset: Dataset | None = None
@@ -85,7 +92,7 @@ def load_run(
 
 
 def evaluate_run(run: LoadedRun) -> Evaluation:
-    """Evaluate the run's network on its test split, with the confusion matrix, and write evaluation.json.
+    """Evaluate the run's network on its test split, with the confusion matrix, and write `run.evaluation_path`.
 
     An `ann` run's ReLU MLP has no spikes, so its spike statistics are None.
     """
@@ -105,7 +112,7 @@ def evaluate_run(run: LoadedRun) -> Evaluation:
             confusion=True,
         )
     record = {"weights": str(run.weights_path), "split": "test", **result.to_dict()}
-    atomic_write_bytes(run.run_dir / "evaluation.json", (json.dumps(record, indent=2) + "\n").encode())
+    atomic_write_bytes(run.evaluation_path, (json.dumps(record, indent=2) + "\n").encode())
     return result
 
 
