@@ -213,8 +213,8 @@ def test_resume_rejects_changed_settings(tmp_path, capsys):
 
     assert status == 2
     assert capsys.readouterr().err == (
-        "error: --resume continues a run with its own config.toml and accepts only --data-dir and --quiet; "
-        "remove --epochs, --lr\n"
+        "error: --resume continues a run with its own config.toml and accepts only --data-dir, --threads "
+        "and --quiet; remove --epochs, --lr\n"
     )
 
 
@@ -235,7 +235,8 @@ def test_divergence_keeps_last_good_checkpoint(tmp_path, digits):
 
     newest = list_checkpoints(tmp_path / "run")[0]
     assert newest.name == f"batch-{diverging_batch:09d}.safetensors"
-    assert str(raised.value).endswith(f"; the last good checkpoint is kept: {newest}")
+    assert "start a new run with a smaller --lr (now " in str(raised.value)
+    assert str(raised.value).endswith(f"; the last good checkpoint is kept for microglia evaluate --weights: {newest}")
     state = read_checkpoint(newest)
     for name, tensor in state["network"].items():
         assert torch.isfinite(tensor).all(), name

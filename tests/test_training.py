@@ -66,7 +66,7 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, digits):
     config = TrainConfig(**FAST | {"epochs": 1}, out=str(tmp_path / "run"))
     Trainer(config, dataset=digits, progress=False).run()
     before = (tmp_path / "run" / "metrics.jsonl").read_bytes()
-    with pytest.raises(ConfigError, match="already contains a run"):
+    with pytest.raises(ConfigError, match="already contains a finished run"):
         Trainer(config, dataset=digits, progress=False).run()
     assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == before
 
@@ -93,7 +93,7 @@ def _poisoned(dataset: Dataset) -> Dataset:
 def test_nan_stops_training(tmp_path, digits, rule):
     # a NaN current never crosses threshold, so the loss stays finite but the first layer's update does not
     config = TrainConfig(**FAST | {"batch_size": 2000}, rule=rule, out=str(tmp_path / "run"))
-    message = r"hidden.0.weight contains NaN or infinite values after epoch 1, batch 0; try a smaller --lr"
+    message = r"hidden.0.weight contains NaN or infinite values after epoch 1, batch 0; start a new run with a smaller --lr"
     with pytest.raises(TrainingDivergedError, match=message):
         Trainer(config, dataset=_poisoned(digits), progress=False).run()
 

@@ -95,7 +95,7 @@ def load_dataset(
     if name == ARRAYS_NAME:
         if data_dir is None:
             raise DataError(
-                'dataset "arrays" needs the path of an .npz file: pass it as data_dir'
+                'dataset "arrays" needs the path of an .npz file: pass it with --data-dir (data_dir in Python)'
             )
         return load_arrays(data_dir, validation_fraction=validation_fraction, seed=seed)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from microglia.baselines import ReLUMLP
 from microglia.training.evaluate import Evaluation
@@ -59,7 +60,7 @@ def write_report(run: LoadedRun) -> Path:
 
     page = folder / "report.md"
     atomic_write_bytes(page, _markdown(run, test, list(figures)).encode())
-    logger.info("report written to %s", page)
+    logger.debug("report written to %s", page)
     return page
 
 
@@ -76,6 +77,7 @@ def _learning_curves(history: list[dict]) -> Figure:
     loss_axes.set(xlabel="epoch", ylabel="readout cross-entropy", title="loss")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for axes in (loss_axes, accuracy_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if epochs:
             axes.legend()
         else:
@@ -153,6 +155,7 @@ def _density(history: list[dict], n_layers: int) -> Figure:
         name = "readout" if index == n_layers - 1 else f"hidden layer {index + 1}"
         axes.plot(epochs, [density[index] for density in densities], marker="o", label=name)
     axes.set(xlabel="epoch", ylabel="fraction of synapses present", ylim=(0.0, 1.05), title="density")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend()
     return figure
 

@@ -472,21 +472,28 @@ class Trainer:
             group["lr"] = lr
 
     def _check_finite(self, loss: float, epoch: int, batch: int) -> None:
-        kept = f"; the last good checkpoint is kept: {self.last_checkpoint}" if self.last_checkpoint else ""
+        advice = f"start a new run with a smaller --lr (now {self.config.lr})"
+        if self.last_checkpoint:
+            advice += f"; the last good checkpoint is kept for microglia evaluate --weights: {self.last_checkpoint}"
         if not math.isfinite(loss):
             raise TrainingDivergedError(
-                f"training diverged: the loss became {loss} at epoch {epoch}, batch {batch}; "
-                f"try a smaller --lr (now {self.config.lr}){kept}"
+                f"training diverged: the loss became {loss} at epoch {epoch}, batch {batch}; {advice}"
             )
         for name, parameter in self.network.named_parameters():
             if not torch.isfinite(parameter).all():
                 raise TrainingDivergedError(
-                    f"training diverged: {name} contains NaN or infinite values after epoch {epoch}, batch {batch}; "
-                    f"try a smaller --lr (now {self.config.lr}){kept}"
+                    f"training diverged: {name} contains NaN or infinite values after epoch {epoch}, "
+                    f"batch {batch}; {advice}"
                 )
 
     def _prepare_run_dir(self) -> None:
         run_dir = self.run_dir
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"--out {run_dir} is a file, not a folder; choose another --out")
+        if (run_dir / "summary.json").exists():
+            raise ConfigError(
+                f"run directory {run_dir} already contains a finished run; choose another --out, or remove it first"
+            )
         if any((run_dir / name).exists() for name in ("config.toml", "metrics.jsonl", CHECKPOINT_DIR)):
             raise ConfigError(
                 f"run directory {run_dir} already contains a run; continue it with --resume {run_dir}, "
@@ -577,5 +584,5 @@ def _describe_epoch(record: dict, epochs: int) -> str:
         text += f", validation accuracy {record['val_accuracy']:.4f}"
     if record["firing_rate"] is not None:
         rates = ", ".join(f"{rate:.3f}" for rate in record["firing_rate"])
-        text += f", firing rate [{rates}]"
+        text += f", validation firing rate [{rates}]"
     return text + f", {record['samples_per_second']:.0f} samples/s"
