@@ -164,3 +164,26 @@ def test_synops_count_input_spikes(encoding, expected):
     # hidden neurons get no current and stay silent; input 0 reaches 1 synapse, input 2 reaches 2
     assert result.spikes_per_sample == 0.0
     assert result.synops_per_sample == expected
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"sleep_interval": 100},
+            "sleep interval 100 is longer than an epoch (41 minibatches), so the weights change only every 2.4 epochs",
+        ),
+        (
+            {"density": 0.1, "initial_density": 1.0},
+            "the run has 82 sleeps, fewer than the 100 of one structural step, so the density stays at 1 and never "
+            "reaches 0.1",
+        ),
+    ],
+)
+def test_glial_settings_that_stall_are_warned(tmp_path, digits, caplog, settings, message):
+    config = TrainConfig(hidden=(10,), epochs=2, out=str(tmp_path / "run"), **settings)
+
+    with caplog.at_level("WARNING"):
+        Trainer(config, dataset=digits, progress=False)
+
+    assert message in caplog.text

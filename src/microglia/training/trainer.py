@@ -170,6 +170,7 @@ class Trainer:
         self.network = build_network(config, self.dataset.n_features, self.dataset.n_classes, self.generator)
         self.rule = build_rule(config, self.network, self.generator, batches_per_epoch=self.batches_per_epoch)
         self.network = self.rule.network
+        _warn_about_schedule(config, self.batches_per_epoch)
         self.encoder = make_encoder(config.encoding, config.steps, self.generator)
         self.probe = self._alignment_probe()
 
@@ -542,6 +543,33 @@ class Trainer:
 def train(config: TrainConfig, *, progress: bool = True) -> RunResult:
     """Train as `config` describes and return the result; see `Trainer`."""
     return Trainer(config, progress=progress).run()
+
+
+def _warn_about_schedule(config: TrainConfig, batches_per_epoch: int) -> None:
+    """Warn about glial settings that leave the weights or the density unchanged for most of the run."""
+    if config.rule is not LearningRule.GLIA:
+        return
+
+    if config.sleep_interval > batches_per_epoch:
+        logger.warning(
+            "sleep interval %d is longer than an epoch (%d minibatches), so the weights change only every "
+            "%.1f epochs; lower --sleep-interval or raise --epochs",
+            config.sleep_interval,
+            batches_per_epoch,
+            config.sleep_interval / batches_per_epoch,
+        )
+
+    initial = config.density if config.initial_density is None else config.initial_density
+    sleeps = config.epochs * batches_per_epoch // config.sleep_interval
+    if initial != config.density and sleeps < config.structure_interval:
+        logger.warning(
+            "the run has %d sleeps, fewer than the %d of one structural step, so the density stays at %g and "
+            "never reaches %g; lower --structure-interval or raise --epochs",
+            sleeps,
+            config.structure_interval,
+            initial,
+            config.density,
+        )
 
 
 def _reached_final_density(rule) -> bool:
