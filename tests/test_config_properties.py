@@ -77,7 +77,7 @@ def test_random_bytes_as_config(tmp_path_factory, data):
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"hidden": 5}, "hidden: expected one or more positive layer widths, got 5"),
+        ({"hidden": 5}, "hidden: expected a list of positive layer widths such as [5], got 5"),
         ({"hidden": [True]}, "hidden: expected one or more positive layer widths, got (True,)"),
         ({"dataset": 3}, "dataset: expected a non-empty string, got 3"),
         ({"download": "yes"}, "download: expected true or false, got 'yes'"),

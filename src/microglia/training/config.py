@@ -118,7 +118,9 @@ class TrainConfig:
         if isinstance(self.hidden, (list, tuple)):
             self.hidden = tuple(self.hidden)
         else:
-            raise ConfigError(f"hidden: expected one or more positive layer widths, got {self.hidden!r}")
+            raise ConfigError(
+                f"hidden: expected a list of positive layer widths such as [{self.hidden!r}], got {self.hidden!r}"
+            )
         for name in _ENUM_TYPES:
             _coerce_enum(self, name)
         if self.burn_in is None:
