@@ -155,3 +155,74 @@ def test_compare_command_reports_bad_axis(tmp_path, capsys):
     status = main(["compare", "--rule", "glia", "--consolidation", "momentum", "--out", str(tmp_path / "c")])
     assert status == 2
     assert "consolidation: expected values from sgd, adam, sign, rprop, got 'momentum'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('workers = "two"', "workers: expected an integer >= 0 (0: one per core), got 'two'"),
+        ("workers = 1.5", "workers: expected an integer >= 0 (0: one per core), got 1.5"),
+        ("workers = true", "workers: expected an integer >= 0 (0: one per core), got True"),
+        ("workers = -1", "workers: expected an integer >= 0 (0: one per core), got -1"),
+        ("seeds = 1.5", "seeds: expected an integer >= 1 (the number of seeds, 0 to N-1), got 1.5"),
+        ('seeds = "2"', "seeds: expected an integer >= 1 (the number of seeds, 0 to N-1), got '2'"),
+        ("sleep_interval = [1.5]", "sleep_interval: expected integers >= 1, got 1.5"),
+        ('sleep_interval = ["10"]', "sleep_interval: expected integers >= 1, got '10'"),
+        ("sleep_interval = 2.9", "sleep_interval: expected integers >= 1, got 2.9"),
+        ('rule = [["glia"]]', "rule: expected values from glia, bptt, perturbation, ann, got ['glia']"),
+        ("feedback = [1]", "feedback: expected values from exact, sign, random, direct, got 1"),
+        ("threads = 1.5", "threads: expected an integer >= 0, got 1.5"),
+        ("epochs = 2.0", "epochs: expected an integer >= 1, got 2.0"),
+    ],
+)
+def test_grid_file_rejects_wrong_type(tmp_path, capsys, line, message):
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(line + "\n")
+    status = main(["compare", "--grid", str(grid_file), "--quiet", "--out", str(tmp_path / "c")])
+
+    assert status == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("line, shown", [("out = 5", "5"), ('out = ""', "''")])
+def test_grid_file_rejects_invalid_out(tmp_path, capsys, line, shown):
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(f"{line}\n")
+    status = main(["compare", "--grid", str(grid_file), "--quiet"])
+
+    assert status == 2
+    assert capsys.readouterr().err == f"error: out: expected a non-empty folder path, got {shown}\n"
+
+
+def test_compare_rejects_fractional_workers(tmp_path):
+    grid = Grid(rule=["bptt"], settings=dict(TINY, epochs=1))
+    with pytest.raises(ConfigError) as raised:
+        compare(grid, tmp_path / "c", workers=1.5)
+
+    assert str(raised.value) == "workers: expected an integer >= 0 (0: one per core), got 1.5"
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("text", ["1.5", "10,x", ","])
+def test_sleep_interval_option_rejects_non_integers(tmp_path, capsys, text):
+    with pytest.raises(SystemExit) as raised:
+        main(["compare", "--sleep-interval", text, "--out", str(tmp_path / "c")])
+
+    assert raised.value.code == 2
+    message = f"argument --sleep-interval: expected comma-separated integers such as 1,10, got {text!r}"
+    assert message in capsys.readouterr().err
+
+
+def test_sleep_interval_option_parses_integers(tmp_path, monkeypatch):
+    planned = {}
+
+    def record(grid, out, *, workers):
+        planned.update(sleep_interval=grid.sleep_interval, workers=workers)
+        raise ConfigError("stop before training")
+
+    monkeypatch.setattr("microglia.compare.compare", record)
+    status = main(["compare", "--sleep-interval", "1, 10", "--workers", "1", "--quiet", "--out", str(tmp_path / "c")])
+
+    assert status == 2
+    assert planned == {"sleep_interval": [1, 10], "workers": 1}

@@ -80,6 +80,12 @@ def is_finished(run: PlannedRun) -> bool:
     return False
 
 
+def check_workers(workers: object) -> None:
+    """Raise ConfigError unless `workers` is an integer >= 0."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"workers: expected an integer >= 0 (0: one per core), got {workers!r}")
+
+
 def default_workers(pending: int) -> int:
     """Return one process per CPU core, at most one per pending run."""
     return max(1, min(pending, os.cpu_count() or 1))
@@ -91,12 +97,11 @@ def execute(runs: list[PlannedRun], *, workers: int = 0) -> list[RunOutcome]:
     Each process gets `cores / workers` torch threads unless the settings fix `threads`. A run
     that fails with a microglia error (diverged, say) is reported in its outcome, not raised.
     """
+    check_workers(workers)
     pending = [run for run in runs if not is_finished(run)]
     reused = len(runs) - len(pending)
     if reused:
         logger.info("reusing %d finished run(s)", reused)
-    if workers < 0:
-        raise ConfigError(f"workers: expected an integer >= 0 (0: one per core), got {workers}")
     workers = workers or default_workers(len(pending))
     threads = max(1, (os.cpu_count() or 1) // workers)
     for run in pending:
