@@ -226,3 +226,20 @@ def test_sleep_interval_option_parses_integers(tmp_path, monkeypatch):
 
     assert status == 2
     assert planned == {"sleep_interval": [1, 10], "workers": 1}
+
+
+@pytest.mark.parametrize(
+    "arguments, unknown",
+    [
+        (["compare", "--seed", "3"], "--seed 3"),
+        (["compare", "--work", "1"], "--work 1"),
+        (["train", "--conf", "settings.toml"], "--conf settings.toml"),
+        (["evaluate", "runs/x", "--weight", "w.safetensors"], "--weight w.safetensors"),
+    ],
+)
+def test_option_abbreviations_rejected(capsys, arguments, unknown):
+    with pytest.raises(SystemExit) as raised:
+        main(arguments)
+
+    assert raised.value.code == 2
+    assert f"unrecognized arguments: {unknown}" in capsys.readouterr().err

@@ -72,13 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser; every `TrainConfig` field becomes a `train` option."""
     from microglia.training.config import TrainConfig
 
+    # every parser sets allow_abbrev=False because argparse would otherwise read a prefix such as --seed as --seeds
     parser = argparse.ArgumentParser(
         prog="microglia",
         description="Train spiking neural networks with glial learning instead of back-propagation.",
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a network and write a run directory")
+    train = commands.add_parser("train", help="train a network and write a run directory", allow_abbrev=False)
     train.add_argument("--config", metavar="FILE", help="TOML file of settings; options given here override it")
     train.add_argument(
         "--resume",
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Feedback, consolidation and sleep interval apply to the glia rule only. Every other "
             "option is a training setting shared by all runs."
         ),
+        allow_abbrev=False,
     )
     compare.add_argument("--grid", metavar="FILE", help="TOML file of grid axes and shared settings; options given here override it")
     for axis, help_text in COMPARE_AXIS_HELP.items():
@@ -115,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("evaluate", "evaluate a run's weights on the test split: accuracy, confusion matrix, spikes and SynOps"),
         ("report", "write PNG figures and a Markdown page (RUN/report/report.md) for a run"),
     ):
-        command = commands.add_parser(name, help=help_text)
+        command = commands.add_parser(name, help=help_text, allow_abbrev=False)
         command.add_argument("run", metavar="RUN", help="run directory written by microglia train")
         command.add_argument(
             "--weights",
