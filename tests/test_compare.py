@@ -2,13 +2,19 @@
 
 import csv
 import json
+import logging
+import signal
 import statistics
+from pathlib import Path
 
 import pytest
 
 from microglia.cli import main
 from microglia.compare import Grid, compare, grid_from_values, plan_runs, read_grid_file
-from microglia.errors import ConfigError
+from microglia.errors import ConfigError, TrainingInterrupted
+from microglia.glia import GlialRule
+from microglia.training import Trainer
+from test_resume import interrupt_after
 
 TINY = dict(hidden=[20], epochs=2, steps=4, batch_size=64, lr=5e-3, alignment_probe=64)
 
@@ -243,3 +249,155 @@ def test_option_abbreviations_rejected(capsys, arguments, unknown):
 
     assert raised.value.code == 2
     assert f"unrecognized arguments: {unknown}" in capsys.readouterr().err
+
+
+RESUMABLE = dict(hidden=[20], epochs=2, steps=6, batch_size=64, lr=5e-3, threads=1, checkpoint_every=5)
+"""digits in 21 minibatches per epoch, with a checkpoint every 5."""
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The summary.json of the glia run of RESUMABLE, compared without interruption."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    compare(Grid(settings=dict(RESUMABLE)), out, workers=1)
+    return read_summaries(out, "glia-sign-adam-K1", 1)[0]
+
+
+def interrupt_planned_run(grid, out, digits, batches, **changes):
+    """Start the grid's first run as `compare` plans it and stop it by SIGINT in minibatch `batches`."""
+    config = plan_runs(grid, out)[0].config.replace(**changes)
+    trainer = Trainer(config, dataset=digits, progress=False)
+    interrupt_after(trainer, batches)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    return Path(config.out)
+
+
+@pytest.mark.parametrize("batches", [7, 30], ids=["epoch1", "epoch2"])
+def test_compare_resumes_interrupted_run(tmp_path, digits, uninterrupted, caplog, batches):
+    out = tmp_path / "compare"
+    grid = Grid(settings=dict(RESUMABLE))
+    run_dir = interrupt_planned_run(grid, out, digits, batches)
+    assert (run_dir / "metrics.jsonl").exists() == (batches > 21)
+
+    with caplog.at_level(logging.INFO, logger="microglia"):
+        result = compare(grid, out, workers=1)
+
+    assert [outcome.error for outcome in result.outcomes] == [None]
+    assert "resuming 1 unfinished run(s) from their newest checkpoints" in caplog.messages
+    assert any(message.startswith(f"resuming {run_dir} from batch-") for message in caplog.messages)
+    summary = read_summaries(out, "glia-sign-adam-K1", 1)[0]
+    assert summary["test_accuracy"] == uninterrupted["test_accuracy"]
+    assert summary["test"] == uninterrupted["test"]
+
+
+def test_compare_resume_ignores_thread_count(tmp_path, digits, uninterrupted, caplog):
+    out = tmp_path / "compare"
+    grid = Grid(settings=dict(RESUMABLE))
+    interrupt_planned_run(grid, out, digits, 3, threads=2)
+
+    with caplog.at_level(logging.INFO, logger="microglia"):
+        result = compare(grid, out, workers=1)
+
+    assert [outcome.error for outcome in result.outcomes] == [None]
+    assert "resuming 1 unfinished run(s) from their newest checkpoints" in caplog.messages
+    assert read_summaries(out, "glia-sign-adam-K1", 1)[0]["epochs_run"] == 2
+
+
+def test_compare_command_continues_after_sigint(tmp_path, monkeypatch, capsys, uninterrupted):
+    original = GlialRule.train_batch
+    calls = 0
+
+    def train_batch(self, x, labels):
+        nonlocal calls
+        calls += 1
+        if calls == 30:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, x, labels)
+
+    monkeypatch.setattr(GlialRule, "train_batch", train_batch)
+    out = tmp_path / "compare"
+    options = ["--hidden", "20", "--epochs", "2", "--steps", "6", "--batch-size", "64", "--lr", "5e-3"]
+    command = ["compare", *options, "--threads", "1", "--checkpoint-every", "5", "--workers", "1", "--quiet", "--out", str(out)]
+
+    assert main(command) == 130
+    error = capsys.readouterr().err
+    assert "stopped by SIGINT at epoch 2, batch 9" in error
+    assert error.endswith(
+        "; to continue the whole comparison, rerun the same microglia compare command: "
+        "it reuses finished runs and resumes unfinished ones\n"
+    )
+
+    monkeypatch.undo()
+    assert main(command) == 0
+    summary = read_summaries(out, "glia-sign-adam-K1", 1)[0]
+    assert summary["test_accuracy"] == uninterrupted["test_accuracy"]
+    assert summary["test"] == uninterrupted["test"]
+
+
+def test_compare_rejects_changed_unfinished_run(tmp_path, digits):
+    out = tmp_path / "compare"
+    run_dir = interrupt_planned_run(Grid(settings=dict(RESUMABLE)), out, digits, 3)
+
+    changed = Grid(settings=dict(RESUMABLE, lr=1e-3, steps=8, threads=2))
+    with pytest.raises(ConfigError) as raised:
+        compare(changed, out, workers=1)
+
+    assert str(raised.value) == (
+        f"run directory {run_dir} contains an unfinished run with other settings "
+        "(burn_in 1 in config.toml, 2 planned; lr 0.005 in config.toml, 0.001 planned; "
+        "steps 6 in config.toml, 8 planned); choose another --out or remove that folder"
+    )
+
+
+def test_compare_command_after_divergence(tmp_path, capsys, caplog):
+    out = tmp_path / "compare"
+    run_dir = out / "runs" / "ann" / "seed0"
+    options = ["--rule", "ann", "--hidden", "20", "--epochs", "1", "--steps", "6", "--threads", "1", "--quiet"]
+
+    # lr 1e30 makes the loss NaN in the first minibatch, before metrics.jsonl exists
+    assert main(["compare", *options, "--lr", "1e30", "--out", str(out)]) == 1
+    assert "[1/1] ann seed 0 failed: training diverged" in caplog.text
+    assert not (run_dir / "metrics.jsonl").exists()
+    capsys.readouterr()
+    caplog.clear()
+
+    assert main(["compare", *options, "--lr", "1e-3", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: run directory {run_dir} contains an unfinished run with other settings "
+        "(lr 1e+30 in config.toml, 0.001 planned); choose another --out or remove that folder\n"
+    )
+
+    # the same settings resume the run from its last good checkpoint, and it diverges again
+    assert main(["compare", *options, "--lr", "1e30", "--out", str(out)]) == 1
+    assert "[1/1] ann seed 0 failed: training diverged" in caplog.text
+
+
+def test_compare_rejects_run_files_without_config(tmp_path):
+    grid = Grid(rule=["bptt"], settings=dict(TINY, epochs=1))
+    run_dir = tmp_path / "runs" / "bptt" / "seed0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text("")
+
+    with pytest.raises(ConfigError) as raised:
+        compare(grid, tmp_path, workers=1)
+
+    assert str(raised.value) == (
+        f"run directory {run_dir} contains metrics.jsonl, checkpoints but no config.toml; "
+        "remove that folder to run it again"
+    )
+
+
+def test_compare_rejects_invalid_run_config(tmp_path):
+    grid = Grid(rule=["bptt"], settings=dict(TINY, epochs=1))
+    run_dir = tmp_path / "runs" / "bptt" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text("optimizer = 'adam'\n")
+
+    with pytest.raises(ConfigError) as raised:
+        compare(grid, tmp_path, workers=1)
+
+    assert str(raised.value) == (
+        f"run directory {run_dir} contains an invalid config.toml (unknown setting(s): optimizer); "
+        "remove that folder to run it again"
+    )

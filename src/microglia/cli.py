@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
 import typing
 
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Train every combination of the grid over N seeds (in parallel processes), then write "
             "results.csv, results.md and results.png with mean ± standard deviation over seeds. "
             "Feedback, consolidation and sleep interval apply to the glia rule only. Every other "
-            "option is a training setting shared by all runs."
+            "option is a training setting shared by all runs. Rerunning the same command reuses "
+            "finished runs and resumes interrupted ones from their newest checkpoint."
         ),
         allow_abbrev=False,
     )
@@ -250,13 +252,25 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+COMPARE_CONTINUE_HINT = (
+    "to continue the whole comparison, rerun the same microglia compare command: "
+    "it reuses finished runs and resumes unfinished ones"
+)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from microglia.compare import compare, grid_from_values
 
     values, workers, out = _compare_values(args)
     grid = grid_from_values(values)
 
-    result = compare(grid, out, workers=workers)
+    try:
+        result = compare(grid, out, workers=workers)
+    except TrainingInterrupted as interruption:
+        raise TrainingInterrupted(f"{interruption}; {COMPARE_CONTINUE_HINT}", interruption.signal_number) from None
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted; {COMPARE_CONTINUE_HINT}", int(signal.SIGINT)) from None
+
     print(result.markdown_path.read_text(encoding="utf-8"), end="")
     print(f"table: {result.csv_path}, {result.markdown_path}; figure: {result.figure_path}")
     failed = sum(1 for outcome in result.outcomes if outcome.error is not None)

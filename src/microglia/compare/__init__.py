@@ -30,7 +30,10 @@ class Comparison:
 
 
 def compare(grid: Grid, out: str | Path, *, workers: int = 0) -> Comparison:
-    """Run every run of `grid` into `out` (finished runs are reused), then write the table and figure."""
+    """Run every run of `grid` into `out`, then write the table and figure.
+
+    Finished runs in `out` are reused and unfinished ones resume from their newest checkpoint.
+    """
     check_workers(workers)
     out = Path(out)
     runs = plan_runs(grid, out)
