@@ -3,14 +3,17 @@
 import csv
 import json
 import logging
+import pickle
 import signal
 import statistics
+from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
 
 from microglia.cli import main
 from microglia.compare import Grid, compare, grid_from_values, plan_runs, read_grid_file
+from microglia.compare import runner
 from microglia.errors import ConfigError, TrainingInterrupted
 from microglia.glia import GlialRule
 from microglia.training import Trainer
@@ -401,3 +404,21 @@ def test_compare_rejects_invalid_run_config(tmp_path):
         f"run directory {run_dir} contains an invalid config.toml (unknown setting(s): optimizer); "
         "remove that folder to run it again"
     )
+
+
+def test_worker_skips_runs_after_interruption(tmp_path, monkeypatch):
+    stopped = get_context("spawn").Event()
+    stopped.set()
+    monkeypatch.setattr(runner, "_comparison_stopped", stopped)
+    settings = dict(TINY, rule="bptt", epochs=1, out=str(tmp_path / "run"))
+
+    assert runner._train_one(settings, False) == "not started: the comparison was interrupted"
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_interrupted_survives_pickling():
+    # worker processes of `microglia compare` send this error to the main process
+    copy = pickle.loads(pickle.dumps(TrainingInterrupted("stopped by SIGINT", signal.SIGINT)))
+
+    assert str(copy) == "stopped by SIGINT"
+    assert copy.signal_number == signal.SIGINT

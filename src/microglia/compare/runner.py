@@ -18,7 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from microglia.compare.grid import Configuration, Grid
-from microglia.errors import ConfigError, MicrogliaError
+from microglia.errors import ConfigError, MicrogliaError, TrainingInterrupted
 from microglia.training.checkpoint import CHECKPOINT_DIR
 from microglia.training.config import TrainConfig
 
@@ -167,15 +167,35 @@ def execute(runs: list[PlannedRun], *, workers: int = 0) -> list[RunOutcome]:
             _log_finished(run, errors[index], index + 1, len(pending), start)
     else:
         logger.info("running %d run(s) in %d processes with %d thread(s) each", len(pending), workers, threads)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        context = get_context("spawn")
+        stopped = context.Event()
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(stopped,)) as pool:
             futures = {pool.submit(_train_one, *job): index for index, job in enumerate(jobs)}
-            for done, future in enumerate(as_completed(futures), start=1):
-                index = futures[future]
-                errors[index] = future.result()
-                _log_finished(pending[index], errors[index], done, len(pending), start)
+            try:
+                for done, future in enumerate(as_completed(futures), start=1):
+                    index = futures[future]
+                    errors[index] = future.result()
+                    _log_finished(pending[index], errors[index], done, len(pending), start)
+            except BaseException:
+                # Ctrl-C or an interrupted run: start no further run and wait for the running
+                # ones. Ctrl-C reaches every process of the terminal's foreground process group,
+                # so each running run stops at its next minibatch with a checkpoint.
+                stopped.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
     failed = {id(pending[index]): error for index, error in errors.items()}
     return [RunOutcome(run, failed.get(id(run))) for run in runs]
+
+
+_comparison_stopped = None
+"""In a worker process: the event that is set once the comparison was interrupted, so that
+runs the pool had already handed to the worker do not start."""
+
+
+def _start_worker(stopped) -> None:
+    global _comparison_stopped
+    _comparison_stopped = stopped
 
 
 def _train_one(settings: dict, resume: bool) -> str | None:
@@ -185,6 +205,8 @@ def _train_one(settings: dict, resume: bool) -> str | None:
     """
     from microglia.training import Trainer
 
+    if _comparison_stopped is not None and _comparison_stopped.is_set():
+        return "not started: the comparison was interrupted"
     try:
         config = TrainConfig.from_dict(settings)
         if resume:
@@ -195,6 +217,10 @@ def _train_one(settings: dict, resume: bool) -> str | None:
         trainer.run()
     except MicrogliaError as error:
         return str(error)
+    except TrainingInterrupted:
+        if _comparison_stopped is not None:
+            _comparison_stopped.set()
+        raise
     return None
 
 
