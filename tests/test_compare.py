@@ -2,13 +2,22 @@
 
 import csv
 import json
+import logging
+import pickle
+import signal
 import statistics
+from multiprocessing import get_context
+from pathlib import Path
 
 import pytest
 
 from microglia.cli import main
 from microglia.compare import Grid, compare, grid_from_values, plan_runs, read_grid_file
-from microglia.errors import ConfigError
+from microglia.compare import runner
+from microglia.errors import ConfigError, TrainingInterrupted
+from microglia.glia import GlialRule
+from microglia.training import Trainer
+from test_resume import interrupt_after
 
 TINY = dict(hidden=[20], epochs=2, steps=4, batch_size=64, lr=5e-3, alignment_probe=64)
 
@@ -155,3 +164,261 @@ def test_compare_command_reports_bad_axis(tmp_path, capsys):
     status = main(["compare", "--rule", "glia", "--consolidation", "momentum", "--out", str(tmp_path / "c")])
     assert status == 2
     assert "consolidation: expected values from sgd, adam, sign, rprop, got 'momentum'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('workers = "two"', "workers: expected an integer >= 0 (0: one per core), got 'two'"),
+        ("workers = 1.5", "workers: expected an integer >= 0 (0: one per core), got 1.5"),
+        ("workers = true", "workers: expected an integer >= 0 (0: one per core), got True"),
+        ("workers = -1", "workers: expected an integer >= 0 (0: one per core), got -1"),
+        ("seeds = 1.5", "seeds: expected an integer >= 1 (the number of seeds, 0 to N-1), got 1.5"),
+        ('seeds = "2"', "seeds: expected an integer >= 1 (the number of seeds, 0 to N-1), got '2'"),
+        ("sleep_interval = [1.5]", "sleep_interval: expected integers >= 1, got 1.5"),
+        ('sleep_interval = ["10"]', "sleep_interval: expected integers >= 1, got '10'"),
+        ("sleep_interval = 2.9", "sleep_interval: expected integers >= 1, got 2.9"),
+        ('rule = [["glia"]]', "rule: expected values from glia, bptt, perturbation, ann, got ['glia']"),
+        ("feedback = [1]", "feedback: expected values from exact, sign, random, direct, got 1"),
+        ("threads = 1.5", "threads: expected an integer >= 0, got 1.5"),
+        ("epochs = 2.0", "epochs: expected an integer >= 1, got 2.0"),
+    ],
+)
+def test_grid_file_rejects_wrong_type(tmp_path, capsys, line, message):
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(line + "\n")
+    status = main(["compare", "--grid", str(grid_file), "--quiet", "--out", str(tmp_path / "c")])
+
+    assert status == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("line, shown", [("out = 5", "5"), ('out = ""', "''")])
+def test_grid_file_rejects_invalid_out(tmp_path, capsys, line, shown):
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(f"{line}\n")
+    status = main(["compare", "--grid", str(grid_file), "--quiet"])
+
+    assert status == 2
+    assert capsys.readouterr().err == f"error: out: expected a non-empty folder path, got {shown}\n"
+
+
+def test_compare_rejects_fractional_workers(tmp_path):
+    grid = Grid(rule=["bptt"], settings=dict(TINY, epochs=1))
+    with pytest.raises(ConfigError) as raised:
+        compare(grid, tmp_path / "c", workers=1.5)
+
+    assert str(raised.value) == "workers: expected an integer >= 0 (0: one per core), got 1.5"
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("text", ["1.5", "10,x", ","])
+def test_sleep_interval_option_rejects_non_integers(tmp_path, capsys, text):
+    with pytest.raises(SystemExit) as raised:
+        main(["compare", "--sleep-interval", text, "--out", str(tmp_path / "c")])
+
+    assert raised.value.code == 2
+    message = f"argument --sleep-interval: expected comma-separated integers such as 1,10, got {text!r}"
+    assert message in capsys.readouterr().err
+
+
+def test_sleep_interval_option_parses_integers(tmp_path, monkeypatch):
+    planned = {}
+
+    def record(grid, out, *, workers):
+        planned.update(sleep_interval=grid.sleep_interval, workers=workers)
+        raise ConfigError("stop before training")
+
+    monkeypatch.setattr("microglia.compare.compare", record)
+    status = main(["compare", "--sleep-interval", "1, 10", "--workers", "1", "--quiet", "--out", str(tmp_path / "c")])
+
+    assert status == 2
+    assert planned == {"sleep_interval": [1, 10], "workers": 1}
+
+
+@pytest.mark.parametrize(
+    "arguments, unknown",
+    [
+        (["compare", "--seed", "3"], "--seed 3"),
+        (["compare", "--work", "1"], "--work 1"),
+        (["train", "--conf", "settings.toml"], "--conf settings.toml"),
+        (["evaluate", "runs/x", "--weight", "w.safetensors"], "--weight w.safetensors"),
+    ],
+)
+def test_option_abbreviations_rejected(capsys, arguments, unknown):
+    with pytest.raises(SystemExit) as raised:
+        main(arguments)
+
+    assert raised.value.code == 2
+    assert f"unrecognized arguments: {unknown}" in capsys.readouterr().err
+
+
+RESUMABLE = dict(hidden=[20], epochs=2, steps=6, batch_size=64, lr=5e-3, threads=1, checkpoint_every=5)
+"""digits in 21 minibatches per epoch, with a checkpoint every 5."""
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The summary.json of the glia run of RESUMABLE, compared without interruption."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    compare(Grid(settings=dict(RESUMABLE)), out, workers=1)
+    return read_summaries(out, "glia-sign-adam-K1", 1)[0]
+
+
+def interrupt_planned_run(grid, out, digits, batches, **changes):
+    """Start the grid's first run as `compare` plans it and stop it by SIGINT in minibatch `batches`."""
+    config = plan_runs(grid, out)[0].config.replace(**changes)
+    trainer = Trainer(config, dataset=digits, progress=False)
+    interrupt_after(trainer, batches)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    return Path(config.out)
+
+
+@pytest.mark.parametrize("batches", [7, 30], ids=["epoch1", "epoch2"])
+def test_compare_resumes_interrupted_run(tmp_path, digits, uninterrupted, caplog, batches):
+    out = tmp_path / "compare"
+    grid = Grid(settings=dict(RESUMABLE))
+    run_dir = interrupt_planned_run(grid, out, digits, batches)
+    assert (run_dir / "metrics.jsonl").exists() == (batches > 21)
+
+    with caplog.at_level(logging.INFO, logger="microglia"):
+        result = compare(grid, out, workers=1)
+
+    assert [outcome.error for outcome in result.outcomes] == [None]
+    assert "resuming 1 unfinished run(s) from their newest checkpoints" in caplog.messages
+    assert any(message.startswith(f"resuming {run_dir} from batch-") for message in caplog.messages)
+    summary = read_summaries(out, "glia-sign-adam-K1", 1)[0]
+    assert summary["test_accuracy"] == uninterrupted["test_accuracy"]
+    assert summary["test"] == uninterrupted["test"]
+
+
+def test_compare_resume_ignores_thread_count(tmp_path, digits, uninterrupted, caplog):
+    out = tmp_path / "compare"
+    grid = Grid(settings=dict(RESUMABLE))
+    interrupt_planned_run(grid, out, digits, 3, threads=2)
+
+    with caplog.at_level(logging.INFO, logger="microglia"):
+        result = compare(grid, out, workers=1)
+
+    assert [outcome.error for outcome in result.outcomes] == [None]
+    assert "resuming 1 unfinished run(s) from their newest checkpoints" in caplog.messages
+    assert read_summaries(out, "glia-sign-adam-K1", 1)[0]["epochs_run"] == 2
+
+
+def test_compare_command_continues_after_sigint(tmp_path, monkeypatch, capsys, uninterrupted):
+    original = GlialRule.train_batch
+    calls = 0
+
+    def train_batch(self, x, labels):
+        nonlocal calls
+        calls += 1
+        if calls == 30:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, x, labels)
+
+    monkeypatch.setattr(GlialRule, "train_batch", train_batch)
+    out = tmp_path / "compare"
+    options = ["--hidden", "20", "--epochs", "2", "--steps", "6", "--batch-size", "64", "--lr", "5e-3"]
+    command = ["compare", *options, "--threads", "1", "--checkpoint-every", "5", "--workers", "1", "--quiet", "--out", str(out)]
+
+    assert main(command) == 130
+    error = capsys.readouterr().err
+    assert "stopped by SIGINT at epoch 2, batch 9" in error
+    assert error.endswith(
+        "; to continue the whole comparison, rerun the same microglia compare command: "
+        "it reuses finished runs and resumes unfinished ones\n"
+    )
+
+    monkeypatch.undo()
+    assert main(command) == 0
+    summary = read_summaries(out, "glia-sign-adam-K1", 1)[0]
+    assert summary["test_accuracy"] == uninterrupted["test_accuracy"]
+    assert summary["test"] == uninterrupted["test"]
+
+
+def test_compare_rejects_changed_unfinished_run(tmp_path, digits):
+    out = tmp_path / "compare"
+    run_dir = interrupt_planned_run(Grid(settings=dict(RESUMABLE)), out, digits, 3)
+
+    changed = Grid(settings=dict(RESUMABLE, lr=1e-3, steps=8, threads=2))
+    with pytest.raises(ConfigError) as raised:
+        compare(changed, out, workers=1)
+
+    assert str(raised.value) == (
+        f"run directory {run_dir} contains an unfinished run with other settings "
+        "(burn_in 1 in config.toml, 2 planned; lr 0.005 in config.toml, 0.001 planned; "
+        "steps 6 in config.toml, 8 planned); choose another --out or remove that folder"
+    )
+
+
+def test_compare_command_after_divergence(tmp_path, capsys, caplog):
+    out = tmp_path / "compare"
+    run_dir = out / "runs" / "ann" / "seed0"
+    options = ["--rule", "ann", "--hidden", "20", "--epochs", "1", "--steps", "6", "--threads", "1", "--quiet"]
+
+    # lr 1e30 makes the loss NaN in the first minibatch, before metrics.jsonl exists
+    assert main(["compare", *options, "--lr", "1e30", "--out", str(out)]) == 1
+    assert "[1/1] ann seed 0 failed: training diverged" in caplog.text
+    assert not (run_dir / "metrics.jsonl").exists()
+    capsys.readouterr()
+    caplog.clear()
+
+    assert main(["compare", *options, "--lr", "1e-3", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: run directory {run_dir} contains an unfinished run with other settings "
+        "(lr 1e+30 in config.toml, 0.001 planned); choose another --out or remove that folder\n"
+    )
+
+    # the same settings resume the run from its last good checkpoint, and it diverges again
+    assert main(["compare", *options, "--lr", "1e30", "--out", str(out)]) == 1
+    assert "[1/1] ann seed 0 failed: training diverged" in caplog.text
+
+
+def test_compare_rejects_run_files_without_config(tmp_path):
+    grid = Grid(rule=["bptt"], settings=dict(TINY, epochs=1))
+    run_dir = tmp_path / "runs" / "bptt" / "seed0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text("")
+
+    with pytest.raises(ConfigError) as raised:
+        compare(grid, tmp_path, workers=1)
+
+    assert str(raised.value) == (
+        f"run directory {run_dir} contains metrics.jsonl, checkpoints but no config.toml; "
+        "remove that folder to run it again"
+    )
+
+
+def test_compare_rejects_invalid_run_config(tmp_path):
+    grid = Grid(rule=["bptt"], settings=dict(TINY, epochs=1))
+    run_dir = tmp_path / "runs" / "bptt" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text("optimizer = 'adam'\n")
+
+    with pytest.raises(ConfigError) as raised:
+        compare(grid, tmp_path, workers=1)
+
+    assert str(raised.value) == (
+        f"run directory {run_dir} contains an invalid config.toml (unknown setting(s): optimizer); "
+        "remove that folder to run it again"
+    )
+
+
+def test_worker_skips_runs_after_interruption(tmp_path, monkeypatch):
+    stopped = get_context("spawn").Event()
+    stopped.set()
+    monkeypatch.setattr(runner, "_comparison_stopped", stopped)
+    settings = dict(TINY, rule="bptt", epochs=1, out=str(tmp_path / "run"))
+
+    assert runner._train_one(settings, False) == "not started: the comparison was interrupted"
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_interrupted_survives_pickling():
+    # worker processes of `microglia compare` send this error to the main process
+    copy = pickle.loads(pickle.dumps(TrainingInterrupted("stopped by SIGINT", signal.SIGINT)))
+
+    assert str(copy) == "stopped by SIGINT"
+    assert copy.signal_number == signal.SIGINT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
 import typing
 
@@ -78,13 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser; every `TrainConfig` field becomes a `train` option."""
     from microglia.training.config import TrainConfig
 
+    # every parser sets allow_abbrev=False because argparse would otherwise read a prefix such as --seed as --seeds
     parser = argparse.ArgumentParser(
         prog="microglia",
         description="Train spiking neural networks with glial learning instead of back-propagation.",
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a network and write a run directory")
+    train = commands.add_parser("train", help="train a network and write a run directory", allow_abbrev=False)
     train.add_argument("--config", metavar="FILE", help="TOML file of settings; options given here override it")
     train.add_argument(
         "--resume",
@@ -102,12 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
             "Train every combination of the grid over N seeds (in parallel processes), then write "
             "results.csv, results.md and results.png with mean ± standard deviation over seeds. "
             "Feedback, consolidation and sleep interval apply to the glia rule only. Every other "
-            "option is a training setting shared by all runs."
+            "option is a training setting shared by all runs. Rerunning the same command reuses "
+            "finished runs and resumes interrupted ones from their newest checkpoint."
         ),
+        allow_abbrev=False,
     )
     compare.add_argument("--grid", metavar="FILE", help="TOML file of grid axes and shared settings; options given here override it")
     for axis, help_text in COMPARE_AXIS_HELP.items():
-        compare.add_argument("--" + axis.replace("_", "-"), type=_parse_list, default=None, metavar="LIST", help=help_text)
+        parse = _parse_integer_list if axis == "sleep_interval" else _parse_list
+        compare.add_argument("--" + axis.replace("_", "-"), type=parse, default=None, metavar="LIST", help=help_text)
     compare.add_argument("--seeds", type=int, default=None, help="number of seeds per configuration, 0 to N-1 (default: 1)")
     compare.add_argument(
         "--workers", type=int, default=None, help="parallel training processes (default: 0, one per CPU core)"
@@ -120,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("evaluate", "evaluate a run's weights on the test split: accuracy, confusion matrix, spikes and SynOps"),
         ("report", "write PNG figures and a Markdown page (RUN/report/report.md) for a run"),
     ):
-        command = commands.add_parser(name, help=help_text)
+        command = commands.add_parser(name, help=help_text, allow_abbrev=False)
         command.add_argument("run", metavar="RUN", help="run directory written by microglia train")
         command.add_argument(
             "--weights",
@@ -250,25 +256,27 @@ def _report(args: argparse.Namespace) -> int:
     page = write_report(load_run(args.run, weights=args.weights, data_dir=args.data_dir))
     print(f"report written to {page}")
     return 0
+
+
+COMPARE_CONTINUE_HINT = (
+    "to continue the whole comparison, rerun the same microglia compare command: "
+    "it reuses finished runs and resumes unfinished ones"
+)
+
+
 def _compare(args: argparse.Namespace) -> int:
-    from datetime import datetime
+    from microglia.compare import compare, grid_from_values
 
-    from microglia.compare import compare, grid_from_values, read_grid_file
-
-    values = read_grid_file(args.grid) if args.grid else {}
-    overrides = {
-        key: value
-        for key, value in vars(args).items()
-        if value is not None and key not in ("command", "grid", "quiet")
-    }
-    values.update(overrides)
-    if "sleep_interval" in values and isinstance(values["sleep_interval"], list):
-        values["sleep_interval"] = [_parse_integer("sleep_interval", item) for item in values["sleep_interval"]]
-    workers = values.pop("workers", 0)
-    out = values.pop("out", None) or f"compare/{values.get('dataset', 'digits')}-{datetime.now():%Y%m%d-%H%M%S}"
+    values, workers, out = _compare_values(args)
     grid = grid_from_values(values)
 
-    result = compare(grid, out, workers=workers)
+    try:
+        result = compare(grid, out, workers=workers)
+    except TrainingInterrupted as interruption:
+        raise TrainingInterrupted(f"{interruption}; {COMPARE_CONTINUE_HINT}", interruption.signal_number) from None
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted; {COMPARE_CONTINUE_HINT}", int(signal.SIGINT)) from None
+
     print(result.markdown_path.read_text(encoding="utf-8"), end="")
     print(f"table: {result.csv_path}, {result.markdown_path}; figure: {result.figure_path}")
     failed = sum(1 for outcome in result.outcomes if outcome.error is not None)
@@ -278,6 +286,29 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_values(args: argparse.Namespace) -> tuple[dict, object, str]:
+    """Merge the grid file with the options and return the grid values, `workers` and the output folder."""
+    from datetime import datetime
+
+    from microglia.compare import read_grid_file
+
+    values = read_grid_file(args.grid) if args.grid else {}
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if value is not None and key not in ("command", "grid", "quiet")
+    }
+    values.update(overrides)
+
+    workers = values.pop("workers", 0)
+    out = values.pop("out", None)
+    if out is None:
+        out = f"compare/{values.get('dataset', 'digits')}-{datetime.now():%Y%m%d-%H%M%S}"
+    elif not isinstance(out, str) or not out:
+        raise ConfigError(f"out: expected a non-empty folder path, got {out!r}")
+    return values, workers, out
+
+
 def _parse_list(text: str) -> list[str]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
@@ -285,15 +316,15 @@ def _parse_list(text: str) -> list[str]:
     return items
 
 
-def _parse_integer(name: str, value) -> int:
-    from microglia.errors import ConfigError
-
-    if isinstance(value, int):
-        return value
+def _parse_integer_list(text: str) -> list[int]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
     try:
-        return int(value)
+        values = [int(item) for item in items]
     except ValueError:
-        raise ConfigError(f"{name}: expected integers >= 1, got {value!r}") from None
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,10, got {text!r}")
+    return values
 
 
 def _option_type(name: str, annotation) -> typing.Callable[[str], object]:

@@ -34,3 +34,8 @@ class TrainingInterrupted(Exception):
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)
         self.signal_number = signal_number
+
+    def __reduce__(self):
+        # Default pickling passes only the message to __init__. `microglia compare` sends this
+        # error from its worker processes to the main process.
+        return type(self), (str(self), self.signal_number)

@@ -13,7 +13,7 @@ from pathlib import Path
 from microglia.compare.figure import plot_comparison
 from microglia.compare.grid import Configuration, Grid, grid_from_values, read_grid_file
 from microglia.compare.report import RunRecord, TableRow, build_table, read_runs, table_csv, table_markdown, write_tables
-from microglia.compare.runner import PlannedRun, RunOutcome, execute, plan_runs
+from microglia.compare.runner import PlannedRun, RunOutcome, check_workers, execute, plan_runs
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,11 @@ class Comparison:
 
 
 def compare(grid: Grid, out: str | Path, *, workers: int = 0) -> Comparison:
-    """Run every run of `grid` into `out` (finished runs are reused), then write the table and figure."""
+    """Run every run of `grid` into `out`, then write the table and figure.
+
+    Finished runs in `out` are reused and unfinished ones resume from their newest checkpoint.
+    """
+    check_workers(workers)
     out = Path(out)
     runs = plan_runs(grid, out)
     logger.info("comparing %d configuration(s) over %d seed(s): %d run(s) in %s", len(runs) // grid.seeds, grid.seeds, len(runs), out)
