@@ -115,6 +115,7 @@ def test_exploding_weights_stop_training(tmp_path, digits):
         ({"feedback": "mirror"}, "feedback: expected one of exact, sign, random, direct, got 'mirror'"),
         ({"rule": "hebb"}, "rule: expected one of glia, bptt, perturbation, ann, got 'hebb'"),
         ({"hidden": (100, 0)}, "hidden: expected one or more positive layer widths, got (100, 0)"),
+        ({"lr": 1e300}, "lr: expected a number that fits float32 (at most 3.403e+38), got 1e+300"),
         ({"validation_fraction": 0.9}, "validation_fraction: expected a number in [0.0, 0.5], got 0.9"),
         ({"epochs": True}, "epochs: expected an integer >= 1, got True"),
     ],

@@ -22,6 +22,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""Largest float32 value: weights are float32, so a larger rate or scale cannot act on them."""
+
 
 class LearningRule(str, enum.Enum):
     """Learning rule that trains the network."""
@@ -280,6 +283,8 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 def _check_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name}: expected a finite number > 0, got {value!r}")
+    if value > FLOAT32_MAX:
+        raise ConfigError(f"{name}: expected a number that fits float32 (at most {FLOAT32_MAX:.4g}), got {value!r}")
 
 
 def _check_range(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> None:
