@@ -1,9 +1,10 @@
 """The comparison figure: test accuracy per configuration, learning curves and alignment curves.
 
 Panels (curves are means over seeds, per epoch):
-1. test accuracy per configuration, mean with one standard deviation as error bar;
+1. test accuracy per configuration, mean with one standard deviation as error bar (none for one seed);
 2. validation accuracy per epoch;
-3. angle between the glial update and the BPTT gradient per epoch, one line per layer;
+3. angle between the glial update and the BPTT gradient per epoch, one line per synaptic layer
+   (the hidden layers, then the readout), one colour per configuration;
 4. fraction of synapses whose update sign agrees with the BPTT gradient, per epoch and layer.
 Panels 3 and 4 show only glia runs that logged alignment.
 """
@@ -17,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from microglia.compare.report import RunRecord, TableRow  # noqa: E402
 
@@ -50,13 +52,14 @@ def _plot_accuracy(axis, rows: list[TableRow]) -> None:
             continue
         labels.append(row.label)
         means.append(mean * 100.0)
-        errors.append((std or 0.0) * 100.0)
+        # one seed has no standard deviation, so it gets no error bar
+        errors.append(np.nan if std is None else std * 100.0)
+
+    # points, not bars: a bar's height reads from 0, and the axis here starts near the lowest mean
     positions = np.arange(len(labels))
-    axis.bar(positions, means, yerr=errors, capsize=4, color="tab:blue")
+    axis.errorbar(positions, means, yerr=errors, fmt="o", capsize=4, color="tab:blue")
     axis.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
-    if means:
-        low = min(m - e for m, e in zip(means, errors))
-        axis.set_ylim(max(0.0, low - 2.0), min(100.0, max(m + e for m, e in zip(means, errors)) + 1.0))
+    axis.grid(axis="y", alpha=0.3)
     axis.set_ylabel("test accuracy (%)")
     axis.set_title("test accuracy (mean ± std over seeds)")
 
@@ -89,6 +92,7 @@ def _plot_curves(axis, rows: list[TableRow], records: list[RunRecord], key: str,
         if epochs:
             axis.plot(epochs, [m * scale for m in means], marker=".", label=row.label)
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if axis.lines:
         axis.legend(fontsize=7)
 
@@ -104,9 +108,11 @@ def _plot_layer_curves(axis, rows: list[TableRow], records: list[RunRecord], key
         for layer in range(len(first)):
             epochs, means = _epoch_means(runs, key, layer)
             if epochs:
-                label = f"{row.label} layer {layer + 1}"
+                name = "readout" if layer == len(first) - 1 else f"hidden layer {layer + 1}"
+                label = f"{row.label} {name}"
                 axis.plot(epochs, means, linestyle=styles[layer % len(styles)], marker=".", color=color, label=label)
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if axis.lines:
         axis.legend(fontsize=7)
     else:

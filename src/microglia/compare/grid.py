@@ -50,10 +50,11 @@ class Grid:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"sleep_interval: expected integers >= 1, got {value!r}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"seeds: expected an integer >= 1 (the number of seeds, 0 to N-1), got {self.seeds!r}")
+            raise ConfigError(f"seeds: expected a number of seeds >= 1 (seeds 0 to seeds-1 run), got {self.seeds!r}")
         clashes = sorted(set(self.settings) & {*AXES, "seed", "out"})
         if clashes:
-            raise ConfigError(f"settings: {', '.join(clashes)} are set by the grid itself; remove them from the settings")
+            names = ", ".join(clashes)
+            raise ConfigError(f"settings: the grid itself sets {names}; remove {names} from the settings")
         # validate the shared settings once, before any run starts
         TrainConfig.from_dict(self.settings)
 
