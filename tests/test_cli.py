@@ -155,6 +155,18 @@ def test_ann_weights_in_spiking_run_are_named(finished_run, finished_ann_run, ca
     )
 
 
+def test_run_without_validation_names_tested_epoch(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+
+    assert main(["train", *TINY, "--validation-fraction", "0", "--out", str(run_dir)]) == 0
+    assert "last epoch (no validation split) 2, run directory" in capsys.readouterr().out
+    assert main(["report", str(run_dir)]) == 0
+
+    page = (run_dir / "report" / "report.md").read_text()
+    assert "| tested epoch | 2 of 2 (no validation split, so the last epoch) |" in page
+    assert "best epoch" not in page
+
+
 def test_evaluate_unfinished_run_uses_checkpoint(tmp_path, capsys, caplog):
     run_dir = tmp_path / "run"
     assert main(["train", *TINY, "--epochs", "1", "--out", str(run_dir)]) == 0

@@ -221,9 +221,10 @@ def _train(args: argparse.Namespace) -> int:
         result = trainer.run()
 
     test = result.test
+    chosen = "best epoch" if trainer.config.validation_fraction > 0 else "last epoch (no validation split)"
     print(
         f"test accuracy {test.accuracy:.4f} ({round(test.accuracy * test.samples)}/{test.samples}) "
-        f"best epoch {result.best_epoch}, run directory {result.run_dir}"
+        f"{chosen} {result.best_epoch}, run directory {result.run_dir}"
     )
     return 0
 

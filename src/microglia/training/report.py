@@ -197,8 +197,11 @@ def _markdown(run: LoadedRun, test: Evaluation, figures: list[str]) -> str:
         ]
     if run.summary:
         best = run.summary.get("best_val_accuracy")
-        lines.append(f"| best epoch | {run.summary.get('best_epoch')} of {run.summary.get('epochs_run')} |")
-        if best is not None:
+        epochs = f"{run.summary.get('best_epoch')} of {run.summary.get('epochs_run')}"
+        if best is None:
+            lines.append(f"| tested epoch | {epochs} (no validation split, so the last epoch) |")
+        else:
+            lines.append(f"| best epoch | {epochs} |")
             lines.append(f"| best validation accuracy | {best:.4f} |")
         lines.append(f"| training samples/s | {run.summary.get('train_samples_per_second', 0.0):.0f} |")
     else:
