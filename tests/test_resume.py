@@ -275,10 +275,11 @@ def _cli(*arguments: str) -> subprocess.Popen:
 
 
 def test_sigkill_then_resume_matches(tmp_path, digits):
-    settings = TINY | {"checkpoint_every": 3, "epochs": 3}
+    # the same thread count on both sides: it decides the order of floating-point sums
+    settings = TINY | {"checkpoint_every": 3, "epochs": 3, "threads": 1}
     reference = run_alone(TrainConfig(**settings, out=str(tmp_path / "alone")), digits)
     run_dir = tmp_path / "killed"
-    options = ["--hidden", "20", "--epochs", "3", "--steps", "6", "--batch-size", "64", "--lr", "3e-3"]
+    options = ["--hidden", "20", "--epochs", "3", "--steps", "6", "--batch-size", "64", "--lr", "3e-3", "--threads", "1"]
 
     process = _cli("train", *options, "--checkpoint-every", "3", "--out", str(run_dir), "--quiet")
     deadline = time.monotonic() + 120
@@ -298,3 +299,15 @@ def test_sigkill_then_resume_matches(tmp_path, digits):
     assert resumed.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert_runs_identical(reference, run_dir)
+
+
+def test_resume_with_other_thread_count_warns(tmp_path, digits, caplog):
+    trainer = Trainer(TrainConfig(**TINY | {"threads": 1}, out=str(tmp_path / "run")), dataset=digits, progress=False)
+    interrupt_after(trainer, 3)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+
+    with caplog.at_level("WARNING"):
+        Trainer.resume(tmp_path / "run", dataset=digits, progress=False, threads=2)
+
+    assert "resuming with 2 threads where the run used 1" in caplog.text

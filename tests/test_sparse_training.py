@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -177,9 +178,11 @@ def test_invalid_structure_config(settings, message):
     assert str(error.value) == message
 
 
-@pytest.mark.skipif("MICROGLIA_TEST_DATA" not in os.environ, reason="set MICROGLIA_TEST_DATA to the MNIST folder")
 def test_mnist_sparse_short_run(tmp_path):
-    dataset = load_dataset("mnist", os.environ["MICROGLIA_TEST_DATA"], validation_fraction=0.1, seed=0)
+    root = os.environ.get("MICROGLIA_TEST_DATA")
+    if not root or not (Path(root) / "mnist").is_dir():
+        pytest.skip("set MICROGLIA_TEST_DATA to a folder that contains mnist/")
+    dataset = load_dataset("mnist", root, validation_fraction=0.1, seed=0)
     dataset = dataclasses.replace(
         dataset,
         train=Split(dataset.train.images[:6000], dataset.train.labels[:6000]),

@@ -195,7 +195,8 @@ class Trainer:
 
         Args:
             run_dir: the run directory.
-            overrides: settings that do not change results, such as `data_dir`.
+            overrides: settings that do not change what is learned: `data_dir`, and `threads`
+                (which can change the last bits of floating-point sums, with a warning).
 
         Raises:
             CheckpointError: `run_dir` contains no run, the run has finished, or no checkpoint is readable.
@@ -206,6 +207,14 @@ class Trainer:
         if (run_dir / "summary.json").exists():
             raise CheckpointError(f"cannot resume {run_dir}: the run has finished (summary.json exists)")
         config = TrainConfig.from_toml(run_dir / "config.toml", **overrides)
+        saved_threads = TrainConfig.from_toml(run_dir / "config.toml").threads
+        if config.threads != saved_threads:
+            logger.warning(
+                "resuming with %d threads where the run used %d: the thread count changes the order of "
+                "floating-point sums, so the weights may differ from an uninterrupted run in the last bits",
+                config.threads,
+                saved_threads,
+            )
 
         trainer = cls(config, dataset=dataset, progress=progress)
         trainer.run_dir = run_dir
