@@ -15,9 +15,8 @@ from microglia.cli import main
 from microglia.compare import Grid, compare, grid_from_values, plan_runs, read_grid_file
 from microglia.compare import runner
 from microglia.errors import ConfigError, TrainingInterrupted
-from microglia.glia import GlialRule
 from microglia.training import Trainer
-from test_resume import interrupt_after
+from test_resume import interrupt_after, signal_in_every_glial_run
 
 TINY = dict(hidden=[20], epochs=2, steps=4, batch_size=64, lr=5e-3, alignment_probe=64)
 
@@ -309,17 +308,7 @@ def test_compare_resume_ignores_thread_count(tmp_path, digits, uninterrupted, ca
 
 
 def test_compare_command_continues_after_sigint(tmp_path, monkeypatch, capsys, uninterrupted):
-    original = GlialRule.train_batch
-    calls = 0
-
-    def train_batch(self, x, labels):
-        nonlocal calls
-        calls += 1
-        if calls == 30:
-            signal.raise_signal(signal.SIGINT)
-        return original(self, x, labels)
-
-    monkeypatch.setattr(GlialRule, "train_batch", train_batch)
+    signal_in_every_glial_run(monkeypatch, 30, signal.SIGINT)
     out = tmp_path / "compare"
     options = ["--hidden", "20", "--epochs", "2", "--steps", "6", "--batch-size", "64", "--lr", "5e-3"]
     command = ["compare", *options, "--threads", "1", "--checkpoint-every", "5", "--workers", "1", "--quiet", "--out", str(out)]

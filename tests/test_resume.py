@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from microglia.cli import main
 from microglia.data import Dataset, Split
-from microglia.errors import CheckpointError, ConfigError, TrainingDivergedError, TrainingInterrupted
+from microglia.errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from microglia.glia import GlialRule
 from microglia.network import SpikingMLP
 from microglia.training import TrainConfig, Trainer
@@ -75,6 +75,24 @@ def interrupt_after(trainer: Trainer, batches: int, signal_number: int = signal.
         return original(x, labels)
 
     trainer.rule.train_batch = train_batch
+
+
+def signal_in_every_glial_run(monkeypatch, batches: int, signal_number: int) -> None:
+    """Make the process receive `signal_number` in the `batches`-th glial minibatch, counted over all runs.
+
+    For runs that a command builds itself, where `interrupt_after` cannot reach the trainer.
+    """
+    original = GlialRule.train_batch
+    calls = 0
+
+    def train_batch(self, x, labels):
+        nonlocal calls
+        calls += 1
+        if calls == batches:
+            signal.raise_signal(signal_number)
+        return original(self, x, labels)
+
+    monkeypatch.setattr(GlialRule, "train_batch", train_batch)
 
 
 @pytest.mark.parametrize(
@@ -243,17 +261,7 @@ def test_divergence_keeps_last_good_checkpoint(tmp_path, digits):
 
 
 def test_cli_sigterm_exit_status(tmp_path, monkeypatch, capsys):
-    original = GlialRule.train_batch
-    calls = 0
-
-    def train_batch(self, x, labels):
-        nonlocal calls
-        calls += 1
-        if calls == 4:
-            signal.raise_signal(signal.SIGTERM)
-        return original(self, x, labels)
-
-    monkeypatch.setattr(GlialRule, "train_batch", train_batch)
+    signal_in_every_glial_run(monkeypatch, 4, signal.SIGTERM)
     options = ["--hidden", "20", "--epochs", "1", "--steps", "6", "--batch-size", "64", "--quiet"]
 
     status = main(["train", *options, "--out", str(tmp_path / "run")])

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 IGNORED_SETTINGS = ("threads", "out")
 """Settings that may differ from a run directory's config.toml. The thread count changes the
-speed, not the result, and config.toml never stores `out`."""
+speed and at most the last bits of the weights, and config.toml never stores `out`."""
 
 
 class RunState(enum.Enum):

@@ -92,9 +92,7 @@ def evaluate(
         for counts, spikes in zip(neuron_spikes, record.spikes):
             counts += spikes.sum(dim=(0, 1))
         if confusion:
-            matrix += torch.bincount(batch_labels * n_classes + predictions, minlength=n_classes**2).view(
-                n_classes, n_classes
-            )
+            matrix += confusion_counts(batch_labels, predictions, n_classes)
 
     # activity: per-neuron rates, and synaptic operations through present outgoing synapses
     rates = [counts / (n_samples * steps) for counts in neuron_spikes]
@@ -145,9 +143,7 @@ def evaluate_ann(
         correct += int((predictions == batch_labels).sum())
         loss_sum += float(F.cross_entropy(logits, batch_labels, reduction="sum"))
         if confusion:
-            matrix += torch.bincount(batch_labels * n_classes + predictions, minlength=n_classes**2).view(
-                n_classes, n_classes
-            )
+            matrix += confusion_counts(batch_labels, predictions, n_classes)
 
     return Evaluation(
         accuracy=correct / n_samples,
@@ -160,3 +156,9 @@ def evaluate_ann(
         saturated_fraction=None,
         confusion=matrix.tolist() if confusion else None,
     )
+
+
+def confusion_counts(labels: torch.Tensor, predictions: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Count samples per (true class, predicted class): `[C, C]` from `labels` and `predictions` `[B]`."""
+    pairs = labels * n_classes + predictions
+    return torch.bincount(pairs, minlength=n_classes**2).view(n_classes, n_classes)

@@ -75,6 +75,7 @@ def load_run(
     generator = torch.Generator().manual_seed(config.seed)
     network = build_network(config, dataset.n_features, dataset.n_classes, generator)
     if config.rule is LearningRule.ANN:
+        # built after the spiking network, so the encoder's generator state matches other runs
         network = ReLUMLP(network.sizes)
     load_weights(weights_path, network)
     network.eval()
