@@ -92,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         metavar="RUN",
-        help="continue the interrupted run in directory RUN from its newest valid checkpoint, with its config.toml",
+        help=(
+            "continue the interrupted run in directory RUN from its newest valid checkpoint, with its config.toml; "
+            "only --data-dir, --threads and --quiet may be given with it"
+        ),
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
 
@@ -131,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--weights",
             metavar="FILE",
-            help="weights file or checkpoint to load (default: RUN/weights.safetensors, else the newest checkpoint)",
+            help=(
+                "weights file or checkpoint to load (default: RUN/weights.safetensors, else the newest checkpoint); "
+                "the test evaluation is written to RUN/evaluation-NAME.json for a file NAME.safetensors "
+                "other than the default"
+            ),
         )
         command.add_argument("--data-dir", metavar="DIR", help="where the data set lies, if it moved since training")
     return parser
