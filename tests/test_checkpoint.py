@@ -334,7 +334,7 @@ def test_saved_tensors_get_the_umask_mode(tmp_path):
     assert stat.S_IMODE((tmp_path / "weights.safetensors").stat().st_mode) == 0o644
 
 
-def test_metadata_keys_are_sorted_without_changing_content():
+def test_metadata_keys_sorted_content_kept():
     tensors = {"b": torch.arange(3.0), "a": torch.ones(2, 2, dtype=torch.int64)}
     metadata = {"z": "1", "format": 'quoted "text"', "sizes": "[1, 2]"}
 

@@ -133,7 +133,7 @@ def test_evaluate_ann_run(finished_ann_run, capsys):
     assert "no spike statistics: the run trained a ReLU MLP (rule ann)" in output
 
 
-def test_report_of_ann_run_has_curves_and_weights(finished_ann_run, capsys):
+def test_ann_report_has_curves_and_weights(finished_ann_run, capsys):
     status = main(["report", str(finished_ann_run)])
 
     assert status == 0
@@ -144,7 +144,7 @@ def test_report_of_ann_run_has_curves_and_weights(finished_ann_run, capsys):
     assert "spikes per sample" not in page
 
 
-def test_ann_weights_in_spiking_run_are_named(finished_run, finished_ann_run, capsys):
+def test_ann_weights_rejected_by_spiking_run(finished_run, finished_ann_run, capsys):
     path = finished_ann_run / "weights.safetensors"
 
     error = error_of(capsys, ["evaluate", str(finished_run), "--weights", str(path)])
@@ -155,7 +155,7 @@ def test_ann_weights_in_spiking_run_are_named(finished_run, finished_ann_run, ca
     )
 
 
-def test_run_without_validation_names_tested_epoch(tmp_path, capsys):
+def test_no_validation_names_tested_epoch(tmp_path, capsys):
     run_dir = tmp_path / "run"
 
     assert main(["train", *TINY, "--validation-fraction", "0", "--out", str(run_dir)]) == 0

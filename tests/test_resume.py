@@ -309,7 +309,7 @@ def test_sigkill_then_resume_matches(tmp_path, digits):
     assert_runs_identical(reference, run_dir)
 
 
-def test_resume_with_other_thread_count_warns(tmp_path, digits, caplog):
+def test_resume_other_threads_warns(tmp_path, digits, caplog):
     trainer = Trainer(TrainConfig(**TINY | {"threads": 1}, out=str(tmp_path / "run")), dataset=digits, progress=False)
     interrupt_after(trainer, 3)
     with pytest.raises(TrainingInterrupted):

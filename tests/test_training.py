@@ -181,7 +181,7 @@ def test_synops_count_input_spikes(encoding, expected):
         ),
     ],
 )
-def test_glial_settings_that_stall_are_warned(tmp_path, digits, caplog, settings, message):
+def test_stalling_glial_settings_warn(tmp_path, digits, caplog, settings, message):
     config = TrainConfig(hidden=(10,), epochs=2, out=str(tmp_path / "run"), **settings)
 
     with caplog.at_level("WARNING"):

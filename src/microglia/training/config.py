@@ -121,9 +121,9 @@ class TrainConfig:
         if isinstance(self.hidden, (list, tuple)):
             self.hidden = tuple(self.hidden)
         else:
-            raise ConfigError(
-                f"hidden: expected a list of positive layer widths such as [{self.hidden!r}], got {self.hidden!r}"
-            )
+            single = isinstance(self.hidden, int) and not isinstance(self.hidden, bool)
+            example = f"[{self.hidden}]" if single else "[500] or [800, 800]"
+            raise ConfigError(f"hidden: expected a list of positive layer widths such as {example}, got {self.hidden!r}")
         for name in _ENUM_TYPES:
             _coerce_enum(self, name)
         if self.burn_in is None:

@@ -65,7 +65,7 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
 def sort_metadata(data: bytes) -> bytes:
     """Return safetensors bytes with the metadata keys of the header in sorted order.
 
-    safetensors writes the metadata map in the order of a hash map, which changes from one
+    safetensors writes the metadata map in hash-map order, which can change from one
     process to the next. Sorting keeps every key, value and tensor offset, so the header
     keeps its length.
     """
